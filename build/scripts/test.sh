@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project: Go (vet, unit, integration against real databases and
+# agent processes, fuzz seed corpora), the real-keyring tests in a private D-Bus session,
+# and the frontend's tests. Used by `make test` and by .ci/run (with CI=true).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+build/scripts/deps.sh test
+build/scripts/services.sh
+
+status=0
+step() { echo; echo "=== $*"; }
+
+step "go vet"
+go vet ./... || status=1
+
+step "go test"
+go test -race -count=1 -timeout 25m ./... || status=1
+
+step "go test -tags keyring (real gnome-keyring in a private D-Bus session)"
+keyring_home=$(mktemp -d)
+GOCACHE=$(go env GOCACHE) GOMODCACHE=$(go env GOMODCACHE) GOPATH=$(go env GOPATH) HOME=$keyring_home dbus-run-session -- sh -c \
+  'echo -n mooxsync-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null && go test -count=1 -tags keyring -run Keyring ./backend/secrets/...' || status=1
+rm -rf "$keyring_home"
+
+if [ -f frontend/package.json ]; then
+  step "frontend tests"
+  (cd frontend && npm test) || status=1
+fi
+
+exit $status
