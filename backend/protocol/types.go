@@ -203,11 +203,16 @@ type Batch struct {
 	Changes          []Change `json:"changes"`
 }
 
-// Accepted is the answer to a stored (202) or duplicate (200) batch.
+// Accepted is the 202 answer to a stored batch: {"status":"accepted","batch_id":"…","count":N}.
 type Accepted struct {
 	Status  string `json:"status"`
-	BatchID string `json:"batch_id,omitempty"`
-	Count   int    `json:"count,omitempty"`
+	BatchID string `json:"batch_id"`
+	Count   int    `json:"count"`
+}
+
+// Duplicate is the 200 answer to a batch whose id was stored before: {"status":"duplicate"}.
+type Duplicate struct {
+	Status string `json:"status"`
 }
 
 // SyncStatus is the health of one sync on one agent.
