@@ -1,9 +1,12 @@
-// Command mooxsync is the desktop control center: an admin manages platforms and syncs and
-// pushes them to the fleet's agents with one click (Sync Platforms).
+//go:build !web
+
+// Command mooxsync is the control center: an admin manages platforms and syncs and pushes
+// them to the fleet's agents with one click (Sync Platforms). This build is the desktop
+// app (Wails; build tags desktop,production); built with the tag web it is web mode
+// instead (main_web.go).
 package main
 
 import (
-	"embed"
 	"log"
 
 	"github.com/wailsapp/wails/v2"
@@ -11,16 +14,16 @@ import (
 	"github.com/wailsapp/wails/v2/pkg/options/assetserver"
 
 	"github.com/mooxsync/mooxsync/app"
+	"github.com/mooxsync/mooxsync/backend/secrets"
 )
 
-// assets is the built frontend (frontend/dist). A fresh clone holds only a placeholder
-// there, so that the module compiles before the first frontend build.
-//
-//go:embed all:frontend/dist
-var assets embed.FS
-
 func main() {
-	a, err := app.New(app.Options{})
+	a, err := app.New(app.Options{
+		Secrets:         secrets.NewKeyring(),
+		SecretsBackend:  app.BackendKeyring,
+		Emitter:         app.NewWailsEmitter(),
+		TrustOnFirstUse: true,
+	})
 	if err != nil {
 		log.Fatalf("mooxsync: %v", err)
 	}
