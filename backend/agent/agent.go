@@ -34,6 +34,22 @@ type Applier interface {
 	ApplyBatch(ctx context.Context, sync protocol.Sync, batch *protocol.Batch) (ApplyResult, error)
 }
 
+// Source captures this platform's changes and delivers them to the targets of its syncs
+// (source.Source: the capture Pump and the delivery Manager, or a fake in tests).
+type Source interface {
+	// Apply brings capture and delivery in line with st, self being this platform. An
+	// error is logged; the state stays in force and the Source keeps trying.
+	Apply(ctx context.Context, st protocol.State, self int64) error
+	// Status returns the health of every sync whose source is this platform, by sync id,
+	// with role "source".
+	Status(ctx context.Context) (map[int64]protocol.SyncStatus, error)
+}
+
+// sourceApplyTimeout bounds how long a change of the desired state waits for capture and
+// delivery to follow it (trigger DDL may wait for locks in the application database);
+// whatever is left is retried in the background.
+const sourceApplyTimeout = 30 * time.Second
+
 // ApplyResult is the outcome of a successful ApplyBatch.
 type ApplyResult struct {
 	AlreadyApplied bool
@@ -82,6 +98,8 @@ type Options struct {
 	// Applier and Models reach the application database.
 	Applier Applier
 	Models  ModelSource
+	// Source captures and delivers this platform's changes; nil: the agent is a target only.
+	Source Source
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// WebhookPath is the data-plane path (default protocol.DefaultWebhookPath).
@@ -201,11 +219,29 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	return a, nil
 }
 
-// Start starts the apply workers of the syncs in force and the housekeeping (pruning of
-// seen ids and applied batches, and erasing a previous token whose grace is over).
+// Start brings capture and delivery in line with the state in force, then starts the
+// apply workers of the syncs in force and the housekeeping (pruning of seen ids and
+// applied batches, and erasing a previous token whose grace is over).
 func (a *Agent) Start() {
+	a.mu.Lock()
+	a.applySource(context.Background())
+	a.mu.Unlock()
 	a.workers.reconcile()
 	go a.background()
+}
+
+// applySource hands the state in force to the Source. The caller holds a.mu, so that the
+// Source sees the states in the order they came into force.
+func (a *Agent) applySource(ctx context.Context) {
+	if a.opts.Source == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sourceApplyTimeout)
+	defer cancel()
+	st := a.current()
+	if err := a.opts.Source.Apply(ctx, st, a.selfID()); err != nil {
+		a.log.Error("capture and delivery do not follow the desired state yet", "revision", st.Revision, "err", err)
+	}
 }
 
 // Stop stops the apply workers, waiting for each to finish the batch it is applying. It is
@@ -321,11 +357,13 @@ func (a *Agent) findSync(id int64) (protocol.Sync, bool) {
 	return protocol.Sync{}, false
 }
 
-// setState makes st the state in force (already persisted) and starts or stops workers.
+// setState makes st the state in force (already persisted), hands it to the Source, and
+// starts or stops workers.
 // The caller holds a.mu.
 func (a *Agent) setState(st protocol.State) {
 	st = normalizeState(st)
 	a.desired.Store(&st)
+	a.applySource(context.Background())
 	a.workers.reconcile()
 }
 

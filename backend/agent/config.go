@@ -72,6 +72,18 @@ type Config struct {
 	// InboxRetention is how long an applied batch is kept, its id answered as a duplicate,
 	// before it is pruned.
 	InboxRetention Duration `json:"inbox_retention"`
+	// Deliver tunes the delivery of captured changes to the targets.
+	Deliver DeliverConfig `json:"deliver"`
+}
+
+// DeliverConfig tunes delivery (PrepareSyncJob): batches of at most BatchSize changes,
+// sent as soon as they are full or after Linger; a failed batch is retried after a random
+// wait below Backoff doubled per attempt, at most MaxBackoff (full jitter).
+type DeliverConfig struct {
+	BatchSize  int      `json:"batch_size"`
+	Linger     Duration `json:"linger"`
+	Backoff    Duration `json:"backoff"`
+	MaxBackoff Duration `json:"max_backoff"`
 }
 
 // Switch is an on/off setting, {"enabled": true} as in sync.php.
@@ -128,8 +140,22 @@ func DefaultConfig() Config {
 			MaxBackoff:  Duration(DefaultRetryPolicy.MaxBackoff),
 		},
 		InboxRetention: Duration(DefaultInboxRetention),
+		Deliver: DeliverConfig{
+			BatchSize:  DefaultDeliverBatchSize,
+			Linger:     Duration(DefaultDeliverLinger),
+			Backoff:    Duration(DefaultDeliverBackoff),
+			MaxBackoff: Duration(DefaultDeliverMaxBackoff),
+		},
 	}
 }
+
+// Delivery defaults (the deliver package's own).
+const (
+	DefaultDeliverBatchSize  = 1000
+	DefaultDeliverLinger     = 10 * time.Millisecond
+	DefaultDeliverBackoff    = 100 * time.Millisecond
+	DefaultDeliverMaxBackoff = 30 * time.Second
+)
 
 // LoadConfig reads a config file over the defaults. Unknown fields are refused, so that a
 // misspelt setting does not pass silently.
@@ -303,6 +329,12 @@ func (c Config) Validate() error {
 		return errors.New("apply.backoff must be positive and apply.max_backoff at least as long")
 	case c.InboxRetention <= 0:
 		return errors.New("inbox_retention must be positive")
+	case c.Deliver.BatchSize <= 0:
+		return errors.New("deliver.batch_size must be at least 1")
+	case c.Deliver.Linger < 0:
+		return errors.New("deliver.linger must not be negative")
+	case c.Deliver.Backoff <= 0 || c.Deliver.MaxBackoff < c.Deliver.Backoff:
+		return errors.New("deliver.backoff must be positive and deliver.max_backoff at least as long")
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen address %q: %w", c.Listen, err)

@@ -197,6 +197,12 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	if err != nil {
 		return err
 	}
+	var sources map[int64]protocol.SyncStatus
+	if a.opts.Source != nil {
+		if sources, err = a.opts.Source.Status(r.Context()); err != nil {
+			return fmt.Errorf("source status: %w", err)
+		}
+	}
 	now := a.opts.Now()
 	self := a.selfID()
 	out := protocol.Status{
@@ -206,12 +212,21 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		UptimeS:    int64(now.Sub(a.started) / time.Second),
 		Syncs:      make([]protocol.SyncStatus, 0, len(st.Syncs)),
 	}
+	// One entry per role: a sync from this platform to itself (another model) gets two.
 	for _, s := range st.Syncs {
-		ss := protocol.SyncStatus{ID: s.ID, Role: "source", Status: s.Status}
-		if s.TargetPlatformID == self {
-			ss.Role = "target"
+		if s.SourcePlatformID == self {
+			ss, ok := sources[s.ID]
+			if !ok {
+				ss = protocol.SyncStatus{ID: s.ID, Status: s.Status}
+			}
+			ss.Role = "source"
+			out.Syncs = append(out.Syncs, ss)
 		}
-		if rep := reports[s.ID]; rep != nil && ss.Role == "target" {
+		if s.TargetPlatformID != self {
+			continue
+		}
+		ss := protocol.SyncStatus{ID: s.ID, Role: "target", Status: s.Status}
+		if rep := reports[s.ID]; rep != nil {
 			ss.Pending, ss.Applied, ss.Failed = rep.Pending, rep.Applied, rep.Failed
 			if !rep.LastSync.IsZero() {
 				v := rep.LastSync.UTC().Format(time.RFC3339)

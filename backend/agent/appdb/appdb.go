@@ -42,6 +42,9 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	})}, nil
 }
 
+// SQLDB returns the application database, for capture.
+func (d *DB) SQLDB() *sqldb.DB { return d.db }
+
 // Close closes the connection pool.
 func (d *DB) Close() error { return d.db.Close() }
 

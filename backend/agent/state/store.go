@@ -47,8 +47,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 			return nil, fmt.Errorf("restrict state file: %w", err)
 		}
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on"
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sql.Open("sqlite3", dsnOf(path))
 	if err != nil {
 		return nil, fmt.Errorf("open state database: %w", err)
 	}
@@ -62,6 +61,36 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// dsnOf is the DSN of the state file at path: WAL, full sync, a busy timeout, and
+// transactions that take the write lock when they begin.
+func dsnOf(path string) string {
+	return "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=on"
+}
+
+// SharedPoolSize is the number of connections of a pool opened by OpenShared.
+const SharedPoolSize = 6
+
+// OpenShared opens another connection pool on the store's file, with the same settings and
+// up to SharedPoolSize connections, for the components that keep their own tables in the
+// state file and read while they write (the capture queue and the delivery cursors). WAL
+// lets its readers run beside every writer; writers of both pools wait for each other up
+// to the busy timeout. The caller closes it.
+func (s *Store) OpenShared(ctx context.Context) (*sql.DB, error) {
+	db, err := sql.Open("sqlite3", dsnOf(s.path))
+	if err != nil {
+		return nil, fmt.Errorf("open state database: %w", err)
+	}
+	db.SetMaxOpenConns(SharedPoolSize)
+	db.SetMaxIdleConns(SharedPoolSize)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open state database: %w", err)
+	}
+	return db, nil
 }
 
 // Path is the file the store lives in.

@@ -50,6 +50,9 @@ type settings struct {
 	applyBackoff     time.Duration
 	applyMaxBackoff  time.Duration
 	inboxRetention   time.Duration
+	deliverBatch     int
+	deliverLinger    time.Duration
+	deliverMaxBack   time.Duration
 }
 
 func newSettings(name string, stdout, stderr io.Writer, usage string) *settings {
@@ -76,6 +79,9 @@ func newSettings(name string, stdout, stderr io.Writer, usage string) *settings 
 	fs.DurationVar(&s.applyBackoff, "apply-backoff", 0, "wait after a failed apply, doubled after each further failure (default 1s)")
 	fs.DurationVar(&s.applyMaxBackoff, "apply-max-backoff", 0, "longest wait between apply attempts (default 1m)")
 	fs.DurationVar(&s.inboxRetention, "inbox-retention", 0, "how long an applied batch is kept, its id answered as a duplicate (default 168h, 7 days)")
+	fs.IntVar(&s.deliverBatch, "deliver-batch-size", 0, "most changes in one delivered batch (default 1000)")
+	fs.DurationVar(&s.deliverLinger, "deliver-linger", 0, "how long a batch that is not full waits for more changes; 0s for no wait (default 10ms)")
+	fs.DurationVar(&s.deliverMaxBack, "deliver-max-backoff", 0, "longest wait between attempts to deliver a batch (default 30s)")
 	return s
 }
 
@@ -180,6 +186,15 @@ func (s *settings) parse(args []string, getenv func(string) string) (agent.Confi
 	}
 	if set["inbox-retention"] {
 		cfg.InboxRetention = agent.Duration(s.inboxRetention)
+	}
+	if set["deliver-batch-size"] {
+		cfg.Deliver.BatchSize = s.deliverBatch
+	}
+	if set["deliver-linger"] {
+		cfg.Deliver.Linger = agent.Duration(s.deliverLinger)
+	}
+	if set["deliver-max-backoff"] {
+		cfg.Deliver.MaxBackoff = agent.Duration(s.deliverMaxBack)
 	}
 	if cfg.State != "" {
 		abs, err := filepath.Abs(cfg.State)

@@ -16,7 +16,9 @@ import (
 
 	"github.com/mooxsync/mooxsync/backend/agent"
 	"github.com/mooxsync/mooxsync/backend/agent/appdb"
+	"github.com/mooxsync/mooxsync/backend/agent/source"
 	"github.com/mooxsync/mooxsync/backend/agent/state"
+	"github.com/mooxsync/mooxsync/backend/deliver"
 	"github.com/mooxsync/mooxsync/backend/protocol"
 )
 
@@ -38,8 +40,9 @@ enrollment; or the one given with --tls-cert and --tls-key. Plain HTTP needs --p
 and a loopback listen address (127.0.0.1:7443, [::1]:7443, localhost:7443), or
 --insecure-http on any address, for an agent behind a proxy that terminates TLS.
 
-On SIGTERM or SIGINT the agent stops accepting requests, finishes the batch it is applying,
-and exits 0.
+On SIGTERM or SIGINT the agent stops accepting requests, stops delivering (a batch in
+flight is sent again, under the same id, after the next start), finishes the batch it is
+applying, and exits 0.
 
 Flags:
 `
@@ -73,6 +76,17 @@ func serveCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// deliverOptions turns the deliver section of the configuration into the Manager's
+// tuning; a linger of 0 means none.
+func deliverOptions(c agent.DeliverConfig) deliver.Options {
+	linger := time.Duration(c.Linger)
+	if linger == 0 {
+		linger = -1
+	}
+	return deliver.Options{BatchSize: c.BatchSize, Linger: linger, BackoffBase: time.Duration(c.Backoff),
+		BackoffMax: time.Duration(c.MaxBackoff)}
 }
 
 // serve runs the agent until ctx is cancelled (SIGTERM, SIGINT), then drains it.
@@ -122,11 +136,28 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 	}
 	defer app.Close()
 
+	shared, err := store.OpenShared(ctx)
+	if err != nil {
+		return err
+	}
+	defer shared.Close()
+	src, err := source.Open(ctx, app.SQLDB(), shared, source.Options{
+		Logger:                 log,
+		ListenerDisabled:       !cfg.SyncEloquentListener.Enabled,
+		UniqueIdentifierFields: cfg.UniqueIdentifierFields,
+		Deliver:                deliverOptions(cfg.Deliver),
+	})
+	if err != nil {
+		return err
+	}
+	defer src.Stop()
+
 	a, err := agent.New(ctx, agent.Options{
 		SyncToken:       token,
 		Store:           store,
 		Applier:         app,
 		Models:          app,
+		Source:          src,
 		Logger:          log,
 		WebhookPath:     cfg.WebhookPath,
 		WebhookDisabled: !cfg.SyncWebhook.Enabled,
@@ -153,6 +184,7 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelDebug),
 	}
 	a.Start()
+	src.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("agent serving", "version", agent.Version, "addr", ln.Addr().String(), "tls", tlsConfig != nil,
@@ -171,6 +203,9 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("shutdown did not drain every request", "err", err)
 	}
+	// Then the senders and the capture, then the apply workers (each finishes the batch it
+	// is applying); the deferred closes of the databases come last.
+	src.Stop()
 	a.Stop()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)
