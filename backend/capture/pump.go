@@ -32,6 +32,7 @@ const (
 	DefaultPollMax        = 250 * time.Millisecond
 	DefaultSafetyPoll     = time.Second
 	DefaultSchemaInterval = 10 * time.Second
+	DefaultSchemaProbe    = 250 * time.Millisecond
 	// maxErrorWait is the longest wait after failed rounds.
 	maxErrorWait = 5 * time.Second
 )
@@ -50,6 +51,9 @@ type Options struct {
 	// SchemaInterval is how often the columns of captured tables are compared with the ones
 	// their triggers were made for.
 	SchemaInterval time.Duration
+	// SchemaProbe is how often, on SQLite and MySQL, a cheap probe looks for a change of
+	// the captured tables' columns, which brings that comparison forward.
+	SchemaProbe time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -104,6 +108,9 @@ func New(ctx context.Context, app *sqldb.DB, stateDB *sql.DB, opts Options) (*Pu
 	}
 	if opts.SchemaInterval <= 0 {
 		opts.SchemaInterval = DefaultSchemaInterval
+	}
+	if opts.SchemaProbe <= 0 {
+		opts.SchemaProbe = DefaultSchemaProbe
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -322,7 +329,9 @@ func (p *Pump) Run(ctx context.Context) error {
 	defer timer.Stop()
 	wait := p.opts.PollMin
 	failing := false
+	probe := schemaProbe{p: p}
 	for {
+		probe.check(ctx)
 		n, err := p.Once(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -369,6 +378,37 @@ func (p *Pump) Run(ctx context.Context) error {
 		case <-schema.C:
 			p.checkSchema(ctx)
 		}
+	}
+}
+
+// schemaProbe runs schemaStamp every SchemaProbe and checks the schema when the stamp
+// changed.
+type schemaProbe struct {
+	p     *Pump
+	last  time.Time
+	stamp string
+	off   bool // the dialect needs no probe
+}
+
+func (s *schemaProbe) check(ctx context.Context) {
+	if s.off || time.Since(s.last) < s.p.opts.SchemaProbe {
+		return
+	}
+	s.last = time.Now()
+	s.p.mu.Lock()
+	tables := slices.Clone(s.p.want)
+	s.p.mu.Unlock()
+	stamp, ok, err := schemaStamp(ctx, s.p.app, tables)
+	switch {
+	case !ok:
+		s.off = true
+	case err != nil:
+		s.p.log.Debug("schema probe failed", "err", err)
+	case stamp != s.stamp:
+		if s.stamp != "" {
+			s.p.checkSchema(ctx)
+		}
+		s.stamp = stamp
 	}
 }
 
