@@ -6,5 +6,18 @@ cd "$(dirname "$0")/../.."
 build/scripts/deps.sh test >/dev/null
 build/scripts/services.sh
 
-echo "=== Go micro-benchmarks (signing, apply)"
-go test -run '^$' -bench . -benchmem -count 1 ./backend/protocol/ ./backend/apply/ 2>/dev/null | grep -E '^(Benchmark|ok|PASS|FAIL|goos|cpu)' || true
+gobench() { # package regexp [benchtime]
+  go test -run '^$' -bench "$2" -benchtime "${3:-1x}" -benchmem -count 1 "$1" 2>&1 |
+    grep -E '^(Benchmark|FAIL|panic)' || true
+}
+
+echo "=== Micro-benchmarks"
+gobench ./backend/protocol/ . 1s
+gobench ./backend/deliver/ 'BenchmarkEncodeBatch1000' 1s
+gobench ./backend/apply/ . 3x
+gobench ./backend/sqldb/ . 3x
+gobench ./backend/deliver/ 'BenchmarkPipelineSQLite' 1x
+
+echo
+echo "=== Sync Platforms to 200 agents in one process on loopback (target: under 3 s)"
+gobench ./backend/fleet/ 'BenchmarkSyncPlatforms200' 3x
