@@ -5,14 +5,23 @@
 // table, every mapped column against the live schema), then applied in one transaction
 // that also records (sync_id, batch_id) in mooxsync_applied, so a batch is applied exactly
 // once however often it is delivered.
+//
+// A target model bound to a sync handler (Config.SyncBindings, Moox's sync_bindings) is
+// written by that handler instead (backend/handler), inside the same transaction and with
+// the same exactly-once record: the handler's Check tells which fields and keys the model
+// accepts, and each change goes to its Sync or Delete.
 package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 
+	"github.com/mooxsync/mooxsync/backend/handler"
 	"github.com/mooxsync/mooxsync/backend/protocol"
 	"github.com/mooxsync/mooxsync/backend/sqldb"
 )
@@ -23,7 +32,7 @@ var (
 	DefaultLocalIdentifierFields  = []string{"ID", "uuid", "ulid", "id"}
 )
 
-// Config holds the identifier settings of Moox's sync.php.
+// Config holds the identifier settings and sync bindings of Moox's sync.php.
 type Config struct {
 	// UniqueIdentifierFields are the fields a record may be matched by across platforms, in
 	// order of preference. Default: ulid, uuid, slug, name, title.
@@ -31,6 +40,46 @@ type Config struct {
 	// LocalIdentifierFields are fields that identify a record only on its own platform
 	// (auto-increment ids). Default: ID, uuid, ulid, id.
 	LocalIdentifierFields []string
+	// Handlers holds the sync handlers that SyncBindings may name. Default: handler.Default().
+	Handlers *handler.Registry
+	// SyncBindings binds target models to sync handlers (Moox sync_bindings): the changes
+	// of every sync into such a model are written by its handler. Models without a binding
+	// are written by the default path.
+	SyncBindings map[string]handler.Binding
+}
+
+// Validate builds every sync binding once and returns all failures, naming the model of
+// each: an unknown handler name, a config its handler refuses. The agent calls it on its
+// config at start. (Whether a handler fits the live schema is checked with each batch.)
+func (c Config) Validate() error {
+	_, errs := c.buildHandlers()
+	var all []error
+	for _, model := range slices.Sorted(maps.Keys(errs)) {
+		all = append(all, errs[model])
+	}
+	return errors.Join(all...)
+}
+
+// buildHandlers builds the handler of every binding; failures are returned per model.
+func (c Config) buildHandlers() (map[string]handler.Handler, map[string]error) {
+	reg := c.Handlers
+	if reg == nil {
+		reg = handler.Default()
+	}
+	hs := make(map[string]handler.Handler, len(c.SyncBindings))
+	var errs map[string]error
+	for _, model := range slices.Sorted(maps.Keys(c.SyncBindings)) {
+		h, err := reg.New(c.SyncBindings[model])
+		if err != nil {
+			if errs == nil {
+				errs = map[string]error{}
+			}
+			errs[model] = fmt.Errorf("sync_bindings[%q]: %w", model, err)
+			continue
+		}
+		hs[model] = h
+	}
+	return hs, errs
 }
 
 // Result counts what a batch did.
@@ -48,15 +97,19 @@ type Result struct {
 // Applier applies batches to one application database. It is safe for concurrent use;
 // batches of one sync must still be applied in order by the caller.
 type Applier struct {
-	db     *sqldb.DB
-	unique map[string]bool
-	local  map[string]bool
+	db       *sqldb.DB
+	unique   map[string]bool
+	local    map[string]bool
+	handlers map[string]handler.Handler // by target model
+	bindErr  map[string]error           // bindings that failed to build, by target model
 
 	mu    sync.Mutex
 	ready bool // mooxsync's tables exist
 }
 
-// New returns an Applier writing to db. Empty lists in cfg take Moox's defaults.
+// New returns an Applier writing to db. Empty lists in cfg take Moox's defaults. A sync
+// binding that fails to build (see Config.Validate, which the caller should check first)
+// makes every batch into its model fail with that error.
 func New(db *sqldb.DB, cfg Config) *Applier {
 	if len(cfg.UniqueIdentifierFields) == 0 {
 		cfg.UniqueIdentifierFields = DefaultUniqueIdentifierFields
@@ -64,7 +117,9 @@ func New(db *sqldb.DB, cfg Config) *Applier {
 	if len(cfg.LocalIdentifierFields) == 0 {
 		cfg.LocalIdentifierFields = DefaultLocalIdentifierFields
 	}
-	return &Applier{db: db, unique: set(cfg.UniqueIdentifierFields), local: set(cfg.LocalIdentifierFields)}
+	hs, errs := cfg.buildHandlers()
+	return &Applier{db: db, unique: set(cfg.UniqueIdentifierFields), local: set(cfg.LocalIdentifierFields),
+		handlers: hs, bindErr: errs}
 }
 
 func set(names []string) map[string]bool {
@@ -104,7 +159,9 @@ func (st step) row() map[string]any {
 // CheckBatch validates b for s without writing anything: every change must name the sync's
 // source model (it is applied to s.TargetModel), the target table must exist, and every
 // mapped column must exist in its live schema (*protocol.Error CodeUnknownModel /
-// CodeUnknownColumn); keys must use a unique identifier field (CodeBadRequest).
+// CodeUnknownColumn); keys must use a unique identifier field (CodeBadRequest). For a model
+// bound to a sync handler, the handler's Check must pass against the live schema and
+// stands in for the table: mapped fields must be among its fields, keys among its keys.
 func (a *Applier) CheckBatch(ctx context.Context, s protocol.Sync, b *protocol.Batch) error {
 	_, err := a.plan(ctx, s, b)
 	return err
@@ -134,7 +191,12 @@ func (a *Applier) ApplyBatch(ctx context.Context, s protocol.Sync, b *protocol.B
 	if !fresh {
 		return Result{AlreadyApplied: true}, nil
 	}
-	res, err := a.write(ctx, w, s, steps)
+	var res Result
+	if h := a.handlers[s.TargetModel]; h != nil {
+		res, err = a.writeHandled(ctx, w, s, h, steps)
+	} else {
+		res, err = a.write(ctx, w, s, steps)
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("apply batch %s: %w", b.BatchID, err)
 	}
@@ -208,49 +270,136 @@ func (a *Applier) writeOne(ctx context.Context, w *sqldb.Writer, s protocol.Sync
 	return nil
 }
 
+// writeHandled applies the steps of a model bound to handler h, one change at a time.
+func (a *Applier) writeHandled(ctx context.Context, w *sqldb.Writer, s protocol.Sync, h handler.Handler, steps []step) (Result, error) {
+	var res Result
+	tx := &handler.Tx{Writer: w, DB: a.db}
+	for i, st := range steps {
+		if err := w.SetOrigin(ctx, st.origin); err != nil {
+			return res, err
+		}
+		if err := a.handleOne(ctx, tx, s, h, st, &res); err != nil {
+			return res, fmt.Errorf("change %d: %w", i, err)
+		}
+	}
+	return res, nil
+}
+
+// handleOne hands one change to h, honouring if_exists.
+func (a *Applier) handleOne(ctx context.Context, tx *handler.Tx, s protocol.Sync, h handler.Handler, st step, res *Result) error {
+	key := protocol.Key{Field: st.key, Value: st.value}
+	if st.delete {
+		deleted, err := h.Delete(ctx, tx, s.TargetModel, key)
+		switch {
+		case err != nil:
+			return err
+		case deleted:
+			res.Deleted++
+		default:
+			res.Skipped++
+		}
+		return nil
+	}
+	if s.IfExists == protocol.IfExistsSkip || s.IfExists == protocol.IfExistsError {
+		exists, err := h.Exists(ctx, tx, s.TargetModel, key)
+		switch {
+		case err != nil:
+			return err
+		case exists && s.IfExists == protocol.IfExistsError:
+			return protocol.Errorf(protocol.CodeConflict,
+				"%s %s=%v exists on the target and the sync's if_exists is error", s.TargetModel, st.key, st.value)
+		case exists:
+			res.Skipped++
+			return nil
+		}
+	}
+	inserted, err := h.Sync(ctx, tx, s.TargetModel, key, st.row())
+	switch {
+	case err != nil:
+		return err
+	case inserted:
+		res.Inserted++
+	default:
+		res.Updated++
+	}
+	return nil
+}
+
 // plan checks the whole batch and maps every change onto the target table. A column the
 // cached schema does not know sends it to the live schema once more before it is refused:
 // a migration may have added it.
 func (a *Applier) plan(ctx context.Context, s protocol.Sync, b *protocol.Batch) ([]step, error) {
-	steps, err := a.planOnce(ctx, s, b)
+	steps, tables, err := a.planOnce(ctx, s, b)
 	if protocol.CodeOf(err) == protocol.CodeUnknownColumn {
-		a.db.Refresh(s.TargetModel)
-		steps, err = a.planOnce(ctx, s, b)
+		if tables == nil {
+			a.db.Refresh("") // a handler's schema did not load: which tables it reads is unknown
+		}
+		for _, t := range tables {
+			a.db.Refresh(t)
+		}
+		steps, _, err = a.planOnce(ctx, s, b)
 	}
 	return steps, err
 }
 
-func (a *Applier) planOnce(ctx context.Context, s protocol.Sync, b *protocol.Batch) ([]step, error) {
+// fields returns what the target model accepts: the columns of its table, or the fields of
+// its sync handler, with the keys it may be matched by (nil: any column) and the tables
+// they come from (nil: unknown).
+func (a *Applier) fields(ctx context.Context, target string) (cols, keys map[string]bool, tables []string, err error) {
+	if err := a.bindErr[target]; err != nil {
+		return nil, nil, nil, err
+	}
+	if h := a.handlers[target]; h != nil {
+		sch, err := h.Check(ctx, a.db, target)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("sync handler of %q: %w", target, err)
+		}
+		if len(sch.Keys) > 0 {
+			keys = set(sch.Keys)
+		}
+		return set(sch.Fields), keys, sch.Tables, nil
+	}
+	model, err := a.db.Model(ctx, target)
+	if err != nil {
+		return nil, nil, []string{target}, err
+	}
+	cols = make(map[string]bool, len(model.Columns))
+	for _, c := range model.Columns {
+		cols[c.Name] = true
+	}
+	return cols, nil, []string{target}, nil
+}
+
+// planOnce plans the batch against the schema as cached; it also returns the tables that
+// schema came from (nil: unknown).
+func (a *Applier) planOnce(ctx context.Context, s protocol.Sync, b *protocol.Batch) ([]step, []string, error) {
 	if b == nil {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "no batch")
+		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "no batch")
 	}
 	if b.SyncID != s.ID {
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "batch is for sync %d, not %d", b.SyncID, s.ID)
+		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "batch is for sync %d, not %d", b.SyncID, s.ID)
 	}
 	switch s.IfExists {
 	case "", protocol.IfExistsUpdate, protocol.IfExistsSkip, protocol.IfExistsError:
 	default:
-		return nil, protocol.Errorf(protocol.CodeBadRequest, "sync %d: if_exists %q is not update, skip or error", s.ID, s.IfExists)
+		return nil, nil, protocol.Errorf(protocol.CodeBadRequest, "sync %d: if_exists %q is not update, skip or error", s.ID, s.IfExists)
 	}
-	model, err := a.db.Model(ctx, s.TargetModel)
+	cols, keys, tables, err := a.fields(ctx, s.TargetModel)
 	if err != nil {
-		return nil, err
+		return nil, tables, err
 	}
-	m := mapper{a: a, s: s, columns: make(map[string]bool, len(model.Columns)), shared: sharedTargets(s), memo: map[string]string{}}
-	for _, c := range model.Columns {
-		m.columns[c.Name] = true
-	}
+	m := mapper{a: a, s: s, columns: cols, keys: keys, shared: sharedTargets(s), memo: map[string]string{}}
 	steps := make([]step, len(b.Changes))
 	var lay *layout
 	for i := range b.Changes {
 		c := &b.Changes[i]
 		if c.Model != s.SourceModel {
-			return nil, protocol.Errorf(protocol.CodeUnknownModel,
+			return nil, tables, protocol.Errorf(protocol.CodeUnknownModel,
 				"change %d is for model %q, sync %d syncs %q", i, c.Model, s.ID, s.SourceModel)
 		}
 		st, err := m.mapChange(c, lay)
 		if err != nil {
-			return nil, fmt.Errorf("change %d: %w", i, err)
+			return nil, tables, fmt.Errorf("change %d: %w", i, err)
 		}
 		if st.lay != nil {
 			lay = st.lay
@@ -260,7 +409,7 @@ func (a *Applier) planOnce(ctx context.Context, s protocol.Sync, b *protocol.Bat
 		}
 		steps[i] = st
 	}
-	return steps, nil
+	return steps, tables, nil
 }
 
 // targetField maps a source field to its target column: itself when the sync syncs all
@@ -297,7 +446,8 @@ func sharedTargets(s protocol.Sync) map[string]bool {
 type mapper struct {
 	a       *Applier
 	s       protocol.Sync
-	columns map[string]bool // the target table's columns
+	columns map[string]bool // the target table's columns, or its sync handler's fields
+	keys    map[string]bool // the fields its sync handler matches records by; nil: any column
 	shared  map[string]bool // target columns that several source fields map to
 	memo    map[string]string
 }
@@ -358,6 +508,10 @@ func (m *mapper) mapChange(c *protocol.Change, lay *layout) (step, error) {
 	}
 	if !m.columns[key] {
 		return step{}, protocol.Errorf(protocol.CodeUnknownColumn, "unknown column %q in model %q", key, m.s.TargetModel)
+	}
+	if m.keys != nil && !m.keys[key] {
+		return step{}, protocol.Errorf(protocol.CodeBadRequest, "model %q is written by a sync handler that matches records by %s, not %q",
+			m.s.TargetModel, strings.Join(slices.Sorted(maps.Keys(m.keys)), " or "), key)
 	}
 	st := step{key: key, value: c.Key.Value, origin: c.OriginPlatformID}
 	if c.EventType == protocol.EventDeleted || c.ShouldDelete {

@@ -73,7 +73,10 @@ type Sync struct {
 	SyncAllFields        bool              `json:"sync_all_fields"`
 	FieldMappings        map[string]string `json:"field_mappings"`
 	UseTransformerClass  *string           `json:"use_transformer_class"`
-	Interval             int64             `json:"interval"`
+	// TransformerConfig configures the transformer use_transformer_class names (an object,
+	// required by "declarative"); absent or null when unused. See backend/transform.
+	TransformerConfig json.RawMessage `json:"transformer_config,omitempty"`
+	Interval          int64           `json:"interval"`
 }
 
 // IDList is a list of record identifiers. On the wire it is a JSON array whose elements may
