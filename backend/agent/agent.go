@@ -140,6 +140,7 @@ type Agent struct {
 	desired    atomic.Pointer[protocol.State]
 
 	bodies   *bodyBudget
+	decoded  *decodedBatches
 	workers  *workers
 	stopOnce sync.Once
 	stopBg   chan struct{}
@@ -197,6 +198,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		verifier: protocol.Verifier{Now: opts.Now},
 		started:  opts.Now(),
 		bodies:   &bodyBudget{max: opts.BodyMemory},
+		decoded:  newDecodedBatches(),
 		stopBg:   make(chan struct{}),
 		bgDone:   make(chan struct{}),
 	}

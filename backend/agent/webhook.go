@@ -107,6 +107,7 @@ func (a *Agent) webhook(w http.ResponseWriter, r *http.Request, body []byte) err
 	}
 	a.log.Info("batch accepted", "batch_id", batch.BatchID, "sync_id", batch.SyncID, "source_platform_id", sender,
 		"count", rec.Count)
+	a.decoded.put(batch)
 	a.workers.notify(batch.SyncID)
 	protocol.WriteJSON(w, http.StatusAccepted, protocol.Accepted{Status: "accepted", BatchID: batch.BatchID, Count: rec.Count})
 	return nil

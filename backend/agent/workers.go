@@ -180,10 +180,13 @@ func (w *worker) run() {
 // between attempts, never during one.
 func (w *worker) process(ctx context.Context, b state.Batch, log *slog.Logger) bool {
 	started := w.a.opts.Now()
-	batch, err := protocol.DecodeBatch(b.Body)
-	if err != nil {
-		b.Attempts++
-		return w.deadLetter(ctx, b, "stored body does not decode: "+err.Error(), started, log)
+	batch := w.a.decoded.take(b.BatchID)
+	if batch == nil {
+		var err error
+		if batch, err = protocol.DecodeBatch(b.Body); err != nil {
+			b.Attempts++
+			return w.deadLetter(ctx, b, "stored body does not decode: "+err.Error(), started, log)
+		}
 	}
 	for {
 		if !w.runnable() {

@@ -280,7 +280,7 @@ func (p *Pump) Once(ctx context.Context) (int, error) {
 		p.q.Confirm()
 	}
 	start := time.Now()
-	rows, err := p.app.ReadChanges(ctx, 0, p.opts.BatchSize)
+	rows, err := p.app.ReadChangesRaw(ctx, 0, p.opts.BatchSize)
 	if err != nil {
 		return 0, err
 	}

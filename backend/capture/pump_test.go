@@ -218,7 +218,7 @@ func TestPump_CrashBetweenCopyAndDelete(t *testing.T) {
 			t.Fatal(err)
 		}
 		sqldbtest.MustExec(t, app, map[string]string{"": `INSERT INTO posts (ulid) VALUES ('a'), ('b'), ('c')`})
-		rows, err := app.ReadChanges(ctx, 0, 100)
+		rows, err := app.ReadChangesRaw(ctx, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

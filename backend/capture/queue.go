@@ -49,6 +49,8 @@ const (
 type Queue struct {
 	db      *sql.DB
 	changed signal
+	// appendFull is appendSQL(appendChunk), prepared once for the pool.
+	appendFull *sql.Stmt
 
 	mu sync.Mutex
 	// unconfirmed is the lowest queue id whose outbox original may still exist, 0 when
@@ -65,7 +67,11 @@ func OpenQueue(ctx context.Context, db *sql.DB) (*Queue, error) {
 			return nil, fmt.Errorf("create capture queue: %w", err)
 		}
 	}
-	q := &Queue{db: db}
+	st, err := db.PrepareContext(ctx, appendSQL(appendChunk))
+	if err != nil {
+		return nil, fmt.Errorf("prepare capture queue append: %w", err)
+	}
+	q := &Queue{db: db, appendFull: st}
 	v, err := q.meta(ctx, metaUnconfirmed)
 	if err != nil {
 		return nil, err
@@ -98,14 +104,13 @@ const appendChunk = 128
 // crash before their deletion from the outbox) adds nothing. The rows stay unconfirmed
 // (Purge keeps them) until Confirm reports their originals deleted. It returns how many
 // rows it added.
-func (q *Queue) Append(ctx context.Context, rows []sqldb.OutboxRow, now time.Time) (int, error) {
+func (q *Queue) Append(ctx context.Context, rows []sqldb.RawOutboxRow, now time.Time) (int, error) {
 	if len(rows) == 0 {
 		return 0, nil
 	}
 	var (
 		added  int
 		lowest int64
-		img    []byte
 		args   = make([]any, 0, 6*appendChunk)
 		stmts  = map[int]*sql.Stmt{}
 	)
@@ -120,7 +125,9 @@ func (q *Queue) Append(ctx context.Context, rows []sqldb.OutboxRow, now time.Tim
 			st := stmts[len(chunk)]
 			if st == nil {
 				var err error
-				if st, err = tx.PrepareContext(ctx, appendSQL(len(chunk))); err != nil {
+				if len(chunk) == appendChunk {
+					st = tx.StmtContext(ctx, q.appendFull)
+				} else if st, err = tx.PrepareContext(ctx, appendSQL(len(chunk))); err != nil {
 					return err
 				}
 				stmts[len(chunk)] = st
@@ -128,16 +135,12 @@ func (q *Queue) Append(ctx context.Context, rows []sqldb.OutboxRow, now time.Tim
 			args = args[:0]
 			for i := range chunk {
 				r := &chunk[i]
-				var err error
-				if img, err = appendObject(img[:0], r.Row); err != nil {
-					return fmt.Errorf("encode row image of seq %d: %w", r.Seq, err)
-				}
 				changed := r.ChangedAt
 				if changed.IsZero() {
 					changed = now
 				}
-				// string(img): the driver may keep the argument until the statement ran.
-				args = append(args, r.Seq, r.Model, r.Op, string(img), r.OriginPlatformID, changed.UnixMilli())
+				// A string, so that the column keeps TEXT values.
+				args = append(args, r.Seq, r.Model, r.Op, string(r.Image), r.OriginPlatformID, changed.UnixMilli())
 			}
 			n, low, err := insertReturning(ctx, st, args)
 			if err != nil {
@@ -206,7 +209,7 @@ func insertReturning(ctx context.Context, st *sql.Stmt, args []any) (int, int64,
 }
 
 // lowestOf returns the lowest queue id among the rows of chunk.
-func lowestOf(ctx context.Context, tx *sql.Tx, chunk []sqldb.OutboxRow) (int64, error) {
+func lowestOf(ctx context.Context, tx *sql.Tx, chunk []sqldb.RawOutboxRow) (int64, error) {
 	args := make([]any, len(chunk))
 	for i := range chunk {
 		args[i] = chunk[i].Seq

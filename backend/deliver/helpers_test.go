@@ -286,7 +286,7 @@ type row struct {
 // appendRows appends rows to the queue as the Pump would.
 func (e *env) appendRows(rows ...row) {
 	e.t.Helper()
-	out := make([]sqldb.OutboxRow, len(rows))
+	out := make([]sqldb.RawOutboxRow, len(rows))
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for i, r := range rows {
 		e.seq++
@@ -304,7 +304,11 @@ func (e *env) appendRows(rows ...row) {
 		if model == "" {
 			model = "posts"
 		}
-		out[i] = sqldb.OutboxRow{Seq: e.seq, Model: model, Op: op, Row: img, OriginPlatformID: r.origin, ChangedAt: now}
+		b, err := json.Marshal(img)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out[i] = sqldb.RawOutboxRow{Seq: e.seq, Model: model, Op: op, Image: b, OriginPlatformID: r.origin, ChangedAt: now}
 	}
 	if _, err := e.q.Append(context.Background(), out, time.Now()); err != nil {
 		e.t.Fatal(err)
