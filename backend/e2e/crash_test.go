@@ -15,7 +15,7 @@ const burstRows = 20000
 
 // burstSpan is the least time a burst takes: it is paced so that the agents are killed
 // while it is still being written, however fast the database takes it.
-const burstSpan = 6 * time.Second
+const burstSpan = 8 * time.Second
 
 // burst inserts burstRows posts of writer w into the platform's posts table, perTx rows per
 // transaction, in the background, spread over at least burstSpan; the returned channel
@@ -59,8 +59,8 @@ type crashCase struct {
 }
 
 // TestKill9_DuringBurst kills -9 the target's or the source's agent twice while 20000
-// inserts are being written and delivered, and starts it again: every row arrives, none
-// twice (the sync's if_exists is "error", so a change applied twice would fail and show in
+// inserts are being written and delivered, and starts it again, then stops it once more
+// with SIGTERM (exit 0): every row arrives, none twice (the sync's if_exists is "error", so a change applied twice would fail and show in
 // the dead letters), and the counters on both sides say 20000.
 func TestKill9_DuringBurst(t *testing.T) {
 	cases := []crashCase{
@@ -89,14 +89,28 @@ func TestKill9_DuringBurst(t *testing.T) {
 
 			started := time.Now()
 			written := src.burst('k', 100)
-			for _, at := range []int64{2000, 9000} {
+			// Two crashes, then a graceful stop in the middle of the traffic, which must be
+			// quick and exit 0.
+			for i, at := range []int64{2000, 9000, 14000} {
 				waitFor(t, 2*arrival, fmt.Sprintf("%d rows on the target", at), func() (bool, string) {
 					n := dst.tryCount(`SELECT COUNT(*) FROM posts`)
 					return n >= at, fmt.Sprint(n, " rows")
 				})
-				victim.kill9()
+				how := "kill -9"
+				if i < 2 {
+					victim.kill9()
+				} else {
+					how = "SIGTERM"
+					stopping := time.Now()
+					if code := victim.stop(15); code != 0 {
+						t.Fatalf("the %s exited with %d on SIGTERM during the burst", c.kill, code)
+					}
+					if d := time.Since(stopping); d > 10*time.Second {
+						t.Errorf("the %s took %v to stop on SIGTERM", c.kill, d)
+					}
+				}
 				written := src.tryCount(`SELECT COUNT(*) FROM posts`)
-				t.Logf("kill -9 of the %s with %d rows arrived, %d written (%v)", c.kill,
+				t.Logf("%s of the %s with %d rows arrived, %d written (%v)", how, c.kill,
 					dst.tryCount(`SELECT COUNT(*) FROM posts`), written, time.Since(started).Round(time.Millisecond))
 				time.Sleep(300 * time.Millisecond)
 				victim.start()
