@@ -161,6 +161,7 @@ func New(opts Options) (*App, error) {
 		a.poller = fleet.NewPoller(adapter, opts.Secrets, fleet.PollerOptions{
 			Interval: opts.PollInterval, Client: opts.Client, Logger: log, OnSnapshot: a.Fleet.onSnapshot,
 		})
+		a.Fleet.poll = a.poller.PollOnce
 	}
 	return a, nil
 }

@@ -28,6 +28,10 @@ type FleetService struct {
 	closed bool
 	// lastSeen is when the poller last saw each agent answer.
 	lastSeen map[int64]time.Time
+	// poll, when set, polls every agent once and hands the snapshot to onSnapshot. It runs
+	// after each Sync Platforms, so that the fleet view shows the revisions just pushed
+	// instead of the last background poll's.
+	poll func(ctx context.Context) (fleet.PollSnapshot, error)
 }
 
 func (s *FleetService) fail(op string, err error) error {
@@ -182,7 +186,31 @@ func (s *FleetService) SyncPlatforms() (SyncReport, error) {
 	}
 	out := reportOut(rep)
 	s.emitter.Emit(EventSyncPlatformsDone, out)
+	s.refreshAfterRun()
 	return out, nil
+}
+
+// refreshAfterRun polls the agents once in the background and emits the fresh fleet view
+// (EventFleetStatus). shutdown waits for it.
+func (s *FleetService) refreshAfterRun() {
+	if s.poll == nil {
+		return
+	}
+	var cancel context.CancelFunc = func() {}
+	if err := s.begin(&cancel); err != nil {
+		return
+	}
+	go func() {
+		defer s.end(&cancel)
+		snap, err := s.poll(s.ctx)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Warn("poll agents after Sync Platforms", "err", err)
+			}
+			return
+		}
+		s.onSnapshot(snap)
+	}()
 }
 
 // CancelSyncPlatforms cancels the Sync Platforms runs in flight: the exchanges with agents

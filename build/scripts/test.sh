@@ -26,6 +26,13 @@ rm -rf "$keyring_home"
 if [ -f frontend/package.json ]; then
   step "frontend tests"
   (cd frontend && npm test) || status=1
+  step "browser end-to-end tests (web mode, real agents, chromium)"
+  (cd frontend && npm run test:e2e) || status=1
+fi
+
+if [ "${CI:-}" = true ] || [ "${MOOXSYNC_WINDOW_TEST:-}" = 1 ]; then
+  step "desktop window test (Xvfb; builds the desktop app)"
+  build/scripts/window-test.sh || status=1
 fi
 
 exit $status
