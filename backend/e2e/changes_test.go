@@ -37,6 +37,24 @@ func waitCount(t *testing.T, p *platform, table string, w byte, n int64) {
 	})
 }
 
+// pushedUncaptured pushes the state and checks that platform p captures no table.
+func pushedUncaptured(t *testing.T, f *fleetT, p *platform, why string) {
+	t.Helper()
+	f.push()
+	if got := p.captured(); len(got) != 0 {
+		t.Fatalf("captured %v %s", got, why)
+	}
+}
+
+// noneArrive waits a moment and checks that no row of writer w reached p's table.
+func noneArrive(t *testing.T, p *platform, table string, w byte, why string) {
+	t.Helper()
+	time.Sleep(settle)
+	if n := p.countOf(table, w); n != 0 {
+		t.Fatalf("%d rows arrived %s", n, why)
+	}
+}
+
 // TestStateChanges_WithoutRestart changes the desired state and the schema under running
 // agents, for each dialect as the source: a new sync captures from then on, a disabled
 // one stops capturing (its triggers go) and starts again when re-enabled, a column added
@@ -52,9 +70,7 @@ func TestStateChanges_WithoutRestart(t *testing.T) {
 			a.createPosts("posts")
 			a.createPosts("articles")
 			b.createPosts("posts")
-			a.start()
-			b.start()
-			f.push()
+			f.startAll()
 			a.insertPosts("posts", 'p', 0, 5, 5)
 			if got := a.captured(); len(got) != 0 {
 				t.Fatalf("tables captured without a sync: %v", got)
@@ -75,15 +91,9 @@ func TestStateChanges_WithoutRestart(t *testing.T) {
 
 			// Disabled: the triggers go, nothing is captured or sent; the status says so.
 			f.editSync(1, func(s *protocol.Sync) { s.Status = false })
-			f.push()
-			if got := a.captured(); len(got) != 0 {
-				t.Fatalf("captured %v with the sync disabled", got)
-			}
+			pushedUncaptured(t, f, a, "with the sync disabled")
 			a.insertPosts("posts", 'd', 0, 10, 10)
-			time.Sleep(settle)
-			if n := b.countOf("posts", 'd'); n != 0 {
-				t.Fatalf("%d rows arrived through a disabled sync", n)
-			}
+			noneArrive(t, b, "posts", 'd', "through a disabled sync")
 			if s := a.syncStatus(1, "source"); s.Status || s.Pending != 0 || s.Sent != 10 {
 				t.Fatalf("status of the disabled sync: %s", statusText(s))
 			}
@@ -146,15 +156,9 @@ func TestStateChanges_WithoutRestart(t *testing.T) {
 
 			// Removed: no trigger is left, nothing travels, the status lists no sync.
 			f.removeSync(1)
-			f.push()
-			if got := a.captured(); len(got) != 0 {
-				t.Fatalf("captured %v after the sync was removed", got)
-			}
+			pushedUncaptured(t, f, a, "after the sync was removed")
 			a.insertPosts("articles", 'z', 0, 5, 5)
-			time.Sleep(settle)
-			if n := b.countOf("posts", 'z'); n != 0 {
-				t.Fatalf("%d rows arrived after the sync was removed", n)
-			}
+			noneArrive(t, b, "posts", 'z', "after the sync was removed")
 			if st := a.status(); len(st.Syncs) != 0 {
 				t.Fatalf("status lists %+v after the sync was removed", st.Syncs)
 			}
@@ -177,17 +181,10 @@ func TestListenerDisabled_CapturesNothing(t *testing.T) {
 	a.createPosts("posts")
 	b.createPosts("posts")
 	f.sync(1, a, "posts", b, "posts", nil)
-	a.start()
-	b.start()
-	f.push()
-	if got := a.captured(); len(got) != 0 {
-		t.Fatalf("captured %v with the listener disabled", got)
-	}
+	f.startAll()
+	pushedUncaptured(t, f, a, "with the listener disabled")
 	a.insertPosts("posts", 'd', 0, 10, 10)
-	time.Sleep(settle)
-	if n := b.countOf("posts", 'd'); n != 0 {
-		t.Fatalf("%d rows arrived with the listener disabled", n)
-	}
+	noneArrive(t, b, "posts", 'd', "with the listener disabled")
 
 	if code := a.stop(15); code != 0 {
 		t.Fatalf("exit code %d on SIGTERM", code)

@@ -74,14 +74,7 @@ func TestKill9_DuringBurst(t *testing.T) {
 		t.Run(fmt.Sprintf("kill_%s_%s_to_%s", c.kill, c.from, c.to), func(t *testing.T) {
 			t.Parallel()
 			limitParallel(t)
-			f := newFleet(t)
-			src, dst := f.add(c.from), f.add(c.to)
-			src.createPosts("posts")
-			dst.createPosts("posts")
-			f.sync(1, src, "posts", dst, "posts", func(s *protocol.Sync) { s.IfExists = protocol.IfExistsError })
-			src.start()
-			dst.start()
-			f.push()
+			_, src, dst := postsPair(t, c.from, c.to, func(s *protocol.Sync) { s.IfExists = protocol.IfExistsError })
 			victim := dst
 			if c.kill == "source" {
 				victim = src
@@ -169,14 +162,7 @@ var outage = func() time.Duration {
 func TestTargetUnreachable_BacklogDrains(t *testing.T) {
 	t.Parallel()
 	limitParallel(t)
-	f := newFleet(t)
-	src, dst := f.add("postgres"), f.add("sqlite")
-	src.createPosts("posts")
-	dst.createPosts("posts")
-	f.sync(1, src, "posts", dst, "posts", nil)
-	src.start()
-	dst.start()
-	f.push()
+	_, src, dst := postsPair(t, "postgres", "sqlite", nil)
 
 	src.insertPosts("posts", 'a', 0, 100, 50)
 	waitSame(t, arrival, src, "posts", dst)

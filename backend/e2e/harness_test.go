@@ -227,6 +227,31 @@ func (f *fleetT) push() {
 	}
 }
 
+// startAll starts every agent that is not running and pushes the desired state.
+func (f *fleetT) startAll() {
+	f.t.Helper()
+	for _, p := range f.platforms {
+		if p.proc == nil {
+			p.start()
+		}
+	}
+	f.push()
+}
+
+// postsPair is the most common fleet: a source and a target platform of the given
+// dialects with a posts table each, sync 1 between them (edit adjusts it), both agents
+// running with the state pushed.
+func postsPair(t *testing.T, from, to string, edit func(*protocol.Sync)) (f *fleetT, src, dst *platform) {
+	t.Helper()
+	f = newFleet(t)
+	src, dst = f.add(from), f.add(to)
+	src.createPosts("posts")
+	dst.createPosts("posts")
+	f.sync(1, src, "posts", dst, "posts", edit)
+	f.startAll()
+	return f, src, dst
+}
+
 // proc is a running agent process.
 type proc struct {
 	cmd  *exec.Cmd

@@ -23,14 +23,7 @@ func TestDialectMatrix(t *testing.T) {
 		t.Run(pair.from+"_to_"+pair.to, func(t *testing.T) {
 			t.Parallel()
 			limitParallel(t)
-			f := newFleet(t)
-			src, dst := f.add(pair.from), f.add(pair.to)
-			src.createPosts("posts")
-			dst.createPosts("posts")
-			f.sync(1, src, "posts", dst, "posts", nil)
-			src.start()
-			dst.start()
-			f.push()
+			_, src, dst := postsPair(t, pair.from, pair.to, nil)
 
 			// Inserts: one per transaction, and many in one.
 			src.insertPosts("posts", 'a', 0, 10, 1)

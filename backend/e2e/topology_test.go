@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/mooxsync/mooxsync/backend/protocol"
 )
 
 // quietFor is how long a converged pair must stay still to count as quiet.
@@ -37,9 +35,7 @@ func TestTwoWay_ConvergesAndStaysQuiet(t *testing.T) {
 	b.createPosts("posts")
 	f.sync(1, a, "posts", b, "posts", nil)
 	f.sync(2, b, "posts", a, "posts", nil)
-	a.start()
-	b.start()
-	f.push()
+	f.startAll()
 
 	a.insertPosts("posts", 'a', 0, 40, 10)
 	b.insertPosts("posts", 'b', 0, 40, 10)
@@ -89,11 +85,8 @@ func TestChain_Propagates(t *testing.T) {
 		p.createPosts("posts")
 	}
 	f.sync(1, a, "posts", b, "posts", nil)
-	f.sync(2, b, "posts", c, "posts", func(s *protocol.Sync) { s.IfExists = protocol.IfExistsUpdate })
-	a.start()
-	b.start()
-	c.start()
-	f.push()
+	f.sync(2, b, "posts", c, "posts", nil)
+	f.startAll()
 
 	a.insertPosts("posts", 'a', 0, 50, 25)
 	a.exec(`UPDATE posts SET title = ? WHERE ulid = ?`, "from a", ulidOf('a', 3))
