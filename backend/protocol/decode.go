@@ -2,8 +2,8 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io"
 	"time"
 )

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
 	"testing"
 
 	"github.com/mooxsync/mooxsync/backend/protocol"
@@ -69,6 +71,41 @@ func FuzzDecodeBatch(f *testing.F) {
 		third, _ := json.Marshal(b2)
 		if !bytes.Equal(again, third) {
 			t.Fatalf("not stable:\n%s\n%s", again, third)
+		}
+	})
+}
+
+// FuzzDecodeBatchMatchesStdlib checks that the fast decoder accepts exactly what the standard
+// library's strict decoder accepts, and decodes it to the same value.
+func FuzzDecodeBatchMatchesStdlib(f *testing.F) {
+	f.Add([]byte(`{"batch_id":"b","source_platform_id":1,"sync_id":1,"changes":[{"seq":1,"event_type":"created","model":"m","key":{"field":"k","value":"v"},"data":{"k":"v","n":1.50,"u":"\u00e9"},"should_delete":false,"origin_platform_id":1,"changed_at":"2026-11-26T12:00:00Z"}]}`))
+	f.Add([]byte(`{"batch_id":"b","source_platform_id":1,"sync_id":1,"changes":[],"x":1}`))
+	f.Add([]byte(`{"batch_id":"b","source_platform_id":1,"sync_id":1,"changes":[]} x`))
+	f.Add([]byte("{\"batch_id\":\"b\xff\",\"source_platform_id\":1,\"sync_id\":1,\"changes\":[]}"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, errFast := protocol.DecodeBatch(body)
+		var std protocol.Batch
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		dec.UseNumber()
+		errStd := dec.Decode(&std)
+		if errStd == nil {
+			if _, err := dec.Token(); err != io.EOF {
+				errStd = errors.New("trailing data")
+			}
+		}
+		if errStd == nil {
+			errStd = std.Validate()
+		}
+		if (errFast == nil) != (errStd == nil) {
+			t.Fatalf("fast decoder err=%v, standard library err=%v for %q", errFast, errStd, body)
+		}
+		if errFast == nil {
+			a, _ := json.Marshal(fast)
+			b, _ := json.Marshal(&std)
+			if !bytes.Equal(a, b) {
+				t.Fatalf("decoded differently:\n%s\n%s", a, b)
+			}
 		}
 	})
 }
