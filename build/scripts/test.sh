@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-build/scripts/deps.sh test
+window_test=0
+if [ "${CI:-}" = true ] || [ "${MOOXSYNC_WINDOW_TEST:-}" = 1 ]; then window_test=1; fi
+# The window test builds the desktop app, which needs GTK and WebKit as well.
+if [ $window_test = 1 ]; then build/scripts/deps.sh desktop; else build/scripts/deps.sh test; fi
 build/scripts/services.sh
 
 status=0
@@ -30,7 +33,7 @@ if [ -f frontend/package.json ]; then
   (cd frontend && npm run test:e2e) || status=1
 fi
 
-if [ "${CI:-}" = true ] || [ "${MOOXSYNC_WINDOW_TEST:-}" = 1 ]; then
+if [ $window_test = 1 ]; then
   step "desktop window test (Xvfb; builds the desktop app)"
   build/scripts/window-test.sh || status=1
 fi
