@@ -38,9 +38,15 @@ import (
 
 // Repairer delivers repair changes to the target. Each change carries the source row as
 // the capture would (Data: every column of the source table, canonical values, before the
-// transformer) or, for a delete, only the key. Repair returns once the changes are safely
-// on their way (queued durably or accepted by the target); changes of one call are in
-// order, and calls come one at a time.
+// transformer) or, for a delete, only the key; Seq is 0. Repair returns once the changes
+// are safely on their way (queued durably or accepted by the target); changes of one call
+// are in order, and calls come one at a time.
+//
+// Deliver them in the sync's own ordered stream, to this sync's target only: after the
+// changes captured before Repair was called and before those captured after, so that a
+// repair never overtakes a newer change of the same row (and the transformer runs on them
+// as on captured rows). Never through the outbox, which every sync of the model reads: a
+// delete meant for one target must not reach another.
 type Repairer interface {
 	Repair(ctx context.Context, changes []protocol.Change) error
 }
@@ -106,6 +112,9 @@ type Report struct {
 	// SkippedUnowned counts the target rows the source does not have that were left alone
 	// because the sync does not own them (the target's own rows).
 	SkippedUnowned int64 `json:"skipped_unowned"`
+	// SkippedExisting counts the target rows that differ from the source but were left
+	// alone because the sync's if_exists is skip or error (it never overwrites).
+	SkippedExisting int64 `json:"skipped_existing"`
 	// Bytes counts the JSON bytes exchanged: requests and answers of the peer, and the
 	// changes handed to the Repairer.
 	Bytes int64 `json:"bytes"`
@@ -433,6 +442,12 @@ func after(ranges []sqldb.KeyRange, k string) []sqldb.KeyRange {
 // repairRows sends the source rows of keys: created ones are missing on the target,
 // updated ones differ.
 func (r *run) repairRows(ctx context.Context, created, updated []string) error {
+	if ie := r.src.sync.IfExists; ie == protocol.IfExistsSkip || ie == protocol.IfExistsError {
+		// The sync never overwrites a row the target has: apply would skip the update
+		// (or fail its batch).
+		r.rep.SkippedExisting += int64(len(updated))
+		updated = nil
+	}
 	if len(created)+len(updated) == 0 {
 		return nil
 	}
@@ -586,6 +601,9 @@ func (rep Report) String() string {
 	fmt.Fprintf(&b, "sync %d: %d rows compared in %d ranges, %d repaired (%d inserted, %d updated), %d deleted, %d unowned left alone, %d bytes, %s",
 		rep.SyncID, rep.RowsCompared, rep.RangesCompared, rep.Repaired, rep.Inserted, rep.Updated, rep.Deleted,
 		rep.SkippedUnowned, rep.Bytes, rep.End.Sub(rep.Start).Round(time.Millisecond))
+	if rep.SkippedExisting > 0 {
+		fmt.Fprintf(&b, ", %d differing rows kept (if_exists)", rep.SkippedExisting)
+	}
 	if rep.DryRun {
 		b.WriteString(" (dry run)")
 	}

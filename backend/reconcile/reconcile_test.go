@@ -311,3 +311,32 @@ func TestRun_DuplicateSourceKeys(t *testing.T) {
 		t.Errorf("target has %d items, want 51", n)
 	}
 }
+
+// TestRun_IfExistsSkip: a sync that never overwrites sends only the missing rows.
+func TestRun_IfExistsSkip(t *testing.T) {
+	src := sqldbtest.MustOpenSQLite(t)
+	dst := sqldbtest.MustOpenSQLite(t)
+	sqldbtest.CreatePosts(t, src, "posts")
+	sqldbtest.CreatePosts(t, dst, "posts")
+	fill(t, src, 0, 40)
+	s := postsSync
+	s.IfExists = protocol.IfExistsSkip
+	f := newFixture(t, src, dst, s)
+	checkCounts(t, "load", f.run(reconcile.Options{}), counts{Inserted: 40})
+	write(t, dst, func(w *sqldb.Writer) error {
+		ctx := context.Background()
+		if _, err := w.Update(ctx, "posts", "ulid", sqldbtest.PostKey(3), map[string]any{"title": "mine now"}); err != nil {
+			return err
+		}
+		_, err := w.Delete(ctx, "posts", "ulid", sqldbtest.PostKey(4))
+		return err
+	})
+	rep := f.run(reconcile.Options{})
+	checkCounts(t, "skip", rep, counts{Inserted: 1})
+	if rep.SkippedExisting != 1 {
+		t.Errorf("skipped existing = %d", rep.SkippedExisting)
+	}
+	if get(t, dst, "posts", sqldbtest.PostKey(3))["title"] != "mine now" {
+		t.Error("the edited row was overwritten")
+	}
+}
