@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/mooxsync/mooxsync/backend/agent/state"
+	"github.com/mooxsync/mooxsync/backend/handler"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // Version is the agent's version, reported by /api/health, /api/status and enrollment.
@@ -60,6 +62,18 @@ type ModelSource interface {
 	Models(ctx context.Context) ([]protocol.Model, error)
 }
 
+// RelationStore reads and writes the platform relations (model_platform) of one record,
+// found by the value of its unique identifier field (appdb.DB, or a fake in tests). A model
+// that does not exist is a *protocol.Error with CodeUnknownModel, a record that does not
+// exist one with CodeNotFound.
+type RelationStore interface {
+	// Relations returns the platforms the record belongs to, sorted.
+	Relations(ctx context.Context, model, key string) ([]int64, error)
+	// SetRelations rewrites them in one transaction, so that capture re-delivers the
+	// record, and returns them as stored.
+	SetRelations(ctx context.Context, model, key string, platformIDs []int64) ([]int64, error)
+}
+
 // RetryPolicy bounds the apply retries of a batch before it moves to the dead letters.
 type RetryPolicy struct {
 	// MaxAttempts is how many times a batch is tried in all (at least 1).
@@ -100,6 +114,15 @@ type Options struct {
 	Models  ModelSource
 	// Source captures and delivers this platform's changes; nil: the agent is a target only.
 	Source Source
+	// Relations serves GET and PUT /api/relations/{model}/{key}; nil answers them 404.
+	Relations RelationStore
+	// Transformers are the transformers registered on this agent: PUT /api/state refuses a
+	// sync this platform is the source of that names another (or a config it refuses), and
+	// GET /api/models reports their names. Default transform.Default().
+	Transformers *transform.Registry
+	// Handlers are the sync handlers registered on this agent, reported by GET /api/models.
+	// Default handler.Default().
+	Handlers *handler.Registry
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// WebhookPath is the data-plane path (default protocol.DefaultWebhookPath).
@@ -186,6 +209,12 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Transformers == nil {
+		opts.Transformers = transform.Default()
+	}
+	if opts.Handlers == nil {
+		opts.Handlers = handler.Default()
 	}
 	log := opts.Logger
 	if log == nil {

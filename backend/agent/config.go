@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mooxsync/mooxsync/backend/handler"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // DefaultListen is the address the agent listens on when none is configured.
@@ -56,10 +58,13 @@ type Config struct {
 	LocalIdentifierFields []string `json:"local_identifier_fields"`
 	// ModelsWithPlatformRelations are the models with platform relations (model_platform).
 	ModelsWithPlatformRelations []string `json:"models_with_platform_relations"`
-	// TransformerBindings and SyncBindings map a model to a registered transformer or sync
-	// handler by name (Moox transformer_bindings, sync_bindings).
-	TransformerBindings map[string]string `json:"transformer_bindings"`
-	SyncBindings        map[string]string `json:"sync_bindings"`
+	// TransformerBindings map a source model to a registered transformer (Moox
+	// transformer_bindings): its name, or {"transformer": name, "config": {...}}. A sync
+	// that names no transformer of its own uses its source model's binding.
+	TransformerBindings map[string]transform.Binding `json:"transformer_bindings"`
+	// SyncBindings map a target model to a registered sync handler (Moox sync_bindings):
+	// its name, or {"handler": name, "config": {...}}.
+	SyncBindings map[string]handler.Binding `json:"sync_bindings"`
 
 	// SyncEloquentListener, SyncWebhook and SyncBackupJob are Moox's switches
 	// (SYNC_LISTENER_ENABLED, SYNC_WEBHOOK_ENABLED, SYNC_BACKUP_JOB_ENABLED).
@@ -129,8 +134,8 @@ func DefaultConfig() Config {
 		UniqueIdentifierFields:      []string{"ulid", "uuid", "slug", "name", "title"},
 		LocalIdentifierFields:       []string{"ID", "uuid", "ulid", "id"},
 		ModelsWithPlatformRelations: []string{},
-		TransformerBindings:         map[string]string{},
-		SyncBindings:                map[string]string{},
+		TransformerBindings:         map[string]transform.Binding{},
+		SyncBindings:                map[string]handler.Binding{},
 		SyncEloquentListener:        Switch{Enabled: true},
 		SyncWebhook:                 Switch{Enabled: true},
 		SyncBackupJob:               Switch{Enabled: false},

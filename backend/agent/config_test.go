@@ -33,7 +33,8 @@ func TestConfig_FileThenEnv(t *testing.T) {
 		"webhook_path": "/from-file", "log_level": "debug",
 		"unique_identifier_fields": ["uuid"],
 		"models_with_platform_relations": ["posts"],
-		"transformer_bindings": {"users": "wp_user"}, "sync_bindings": {"users": "wp_user_meta"},
+		"transformer_bindings": {"users": "wp_user", "posts": {"transformer": "declarative", "config": {"drop": ["x"]}}},
+		"sync_bindings": {"users": "wp_user_meta", "wp_users": {"handler": "meta", "config": {"main_key": "user_login"}}},
 		"sync_webhook": {"enabled": false}, "sync_backup_job": {"enabled": true},
 		"apply": {"max_attempts": 7, "backoff": "250ms", "max_backoff": "10s"}
 	}`
@@ -46,7 +47,9 @@ func TestConfig_FileThenEnv(t *testing.T) {
 	}
 	if c.Listen != "127.0.0.1:9000" || c.WebhookPath != "/from-file" || !slices.Equal(c.UniqueIdentifierFields, []string{"uuid"}) ||
 		!slices.Equal(c.LocalIdentifierFields, []string{"ID", "uuid", "ulid", "id"}) || c.SyncWebhook.Enabled ||
-		!c.SyncBackupJob.Enabled || !c.SyncEloquentListener.Enabled || c.SyncBindings["users"] != "wp_user_meta" ||
+		!c.SyncBackupJob.Enabled || !c.SyncEloquentListener.Enabled || c.SyncBindings["users"].Handler != "wp_user_meta" ||
+		c.SyncBindings["wp_users"].Handler != "meta" || string(c.SyncBindings["wp_users"].Config) != `{"main_key": "user_login"}` ||
+		c.TransformerBindings["users"].Transformer != "wp_user" || c.TransformerBindings["posts"].Transformer != "declarative" ||
 		c.RetryPolicy() != (agent.RetryPolicy{MaxAttempts: 7, Backoff: 250 * time.Millisecond, MaxBackoff: 10 * time.Second}) {
 		t.Fatalf("loaded = %+v", c)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mooxsync/mooxsync/backend/agent/state"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // health answers GET /api/health, the only unsigned endpoint.
@@ -97,6 +98,15 @@ func (a *Agent) putState(w http.ResponseWriter, r *http.Request, body []byte) er
 	}
 	if err := validateState(st, a.selfID()); err != nil {
 		return err
+	}
+	// The transformers run here: one this agent does not have, or a config it refuses,
+	// would stop the sync's delivery, so the state is refused instead.
+	for _, s := range st.Syncs {
+		if s.SourcePlatformID == a.selfID() {
+			if err := transform.Validate(a.opts.Transformers, s); err != nil {
+				return err
+			}
+		}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -256,6 +266,7 @@ func (a *Agent) models(w http.ResponseWriter, r *http.Request, _ []byte) error {
 	if models == nil {
 		models = []protocol.Model{}
 	}
-	protocol.WriteJSON(w, http.StatusOK, protocol.ModelsResponse{Models: models})
+	protocol.WriteJSON(w, http.StatusOK, protocol.ModelsResponse{Models: models,
+		Transformers: a.opts.Transformers.Names(), Handlers: a.opts.Handlers.Names()})
 	return nil
 }

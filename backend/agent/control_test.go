@@ -345,7 +345,8 @@ func TestModels(t *testing.T) {
 	ta := mustStartAgent(t, nil)
 	ta.enroll()
 	res := ta.control(http.MethodGet, "/api/models", nil)
-	want := `{"models":[{"name":"posts","columns":[{"name":"id","type":"INTEGER","nullable":false,"primary_key":true}],"unique":[["ulid"]]}]}` + "\n"
+	want := `{"models":[{"name":"posts","columns":[{"name":"id","type":"INTEGER","nullable":false,"primary_key":true}],"unique":[["ulid"]]}],` +
+		`"transformers":["declarative","lowercase_email"],"handlers":["meta","wp_user"]}` + "\n"
 	if res.Status != http.StatusOK || string(res.Body) != want {
 		t.Fatalf("= %d %s, want %s", res.Status, res.Body, want)
 	}

@@ -49,6 +49,8 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	handle("/api/syncs/{id}/dead-letters", methods{http.MethodGet: a.control(a.deadLetters)})
 	handle("/api/syncs/{id}/dead-letters/retry", methods{http.MethodPost: a.control(a.retryDeadLetters)})
 	handle("/api/token", methods{http.MethodPost: a.control(a.rotateToken)})
+	handle("/api/relations/{model}/{key}", methods{http.MethodGet: a.control(a.getRelations),
+		http.MethodPut: a.control(a.putRelations)})
 	handle(a.opts.WebhookPath, methods{http.MethodPost: a.serve(a.webhook)})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		protocol.WriteError(w, protocol.Errorf(protocol.CodeNotFound, "no such endpoint"))

@@ -155,7 +155,14 @@ func SourceModels(st protocol.State, self int64) []string {
 // example) does not stop the others; its error is returned and reported by ModelStatus, and
 // it is tried again at every schema check.
 func (p *Pump) Apply(ctx context.Context, st protocol.State, self int64) error {
-	want := SourceModels(st, self)
+	return p.ApplyModels(ctx, SourceModels(st, self))
+}
+
+// ApplyModels is Apply with the tables to capture given: models, plus the tables that
+// delivery watches besides the syncs' own (RelationsTable for platform relations, a
+// transformer's dependencies).
+func (p *Pump) ApplyModels(ctx context.Context, models []string) error {
+	want := slices.Compact(slices.Sorted(slices.Values(models)))
 	p.mu.Lock()
 	p.want = want
 	p.mu.Unlock()

@@ -273,6 +273,8 @@ func (q *Queue) MaxID(ctx context.Context) (int64, error) {
 // Row is one queued change as Scan hands it out.
 type Row struct {
 	ID int64
+	// Model is the table the change belongs to.
+	Model string
 	// Op is protocol.EventCreated, EventUpdated or EventDeleted.
 	Op string
 	// Image is the row image as a JSON object (before the change for deletes). It is only
@@ -289,21 +291,43 @@ type Row struct {
 // fn must not use the state database.
 func (q *Queue) Scan(ctx context.Context, model string, after, upto int64, limit int,
 	fn func(*Row) error) (n int, last int64, err error) {
-	rows, err := q.db.QueryContext(ctx, `SELECT id, op, row_image, origin_platform_id, changed_at FROM capture_queue
-		WHERE model = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?`, model, after, upto, limit)
+	return q.ScanModels(ctx, []string{model}, after, upto, limit, fn)
+}
+
+// ScanModels is Scan over the rows of several models, merged in id order.
+func (q *Queue) ScanModels(ctx context.Context, models []string, after, upto int64, limit int,
+	fn func(*Row) error) (n int, last int64, err error) {
+	if len(models) == 0 {
+		return 0, 0, nil
+	}
+	var rows *sql.Rows
+	if len(models) == 1 {
+		rows, err = q.db.QueryContext(ctx, `SELECT id, model, op, row_image, origin_platform_id, changed_at FROM capture_queue
+			WHERE model = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?`, models[0], after, upto, limit)
+	} else {
+		args := make([]any, 0, len(models)+3)
+		for _, m := range models {
+			args = append(args, m)
+		}
+		args = append(args, after, upto, limit)
+		rows, err = q.db.QueryContext(ctx, `SELECT id, model, op, row_image, origin_platform_id, changed_at FROM capture_queue
+			WHERE model IN (?`+strings.Repeat(", ?", len(models)-1)+`) AND id > ? AND id <= ? ORDER BY id LIMIT ?`, args...)
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("scan capture queue: %w", err)
 	}
 	defer rows.Close()
 	var (
-		r   Row
-		op  sql.RawBytes
-		img sql.RawBytes
+		r     Row
+		model sql.RawBytes
+		op    sql.RawBytes
+		img   sql.RawBytes
 	)
 	for rows.Next() {
-		if err := rows.Scan(&r.ID, &op, &img, &r.OriginPlatformID, &r.ChangedAtMS); err != nil {
+		if err := rows.Scan(&r.ID, &model, &op, &img, &r.OriginPlatformID, &r.ChangedAtMS); err != nil {
 			return n, last, fmt.Errorf("scan capture queue: %w", err)
 		}
+		r.Model = modelName(models, model)
 		r.Op = opName(op)
 		r.Image = img
 		if err := fn(&r); err != nil {
@@ -316,6 +340,16 @@ func (q *Queue) Scan(ctx context.Context, model string, after, upto int64, limit
 		return n, last, fmt.Errorf("scan capture queue: %w", err)
 	}
 	return n, last, nil
+}
+
+// modelName returns the model as one of the names asked for, without allocating.
+func modelName(models []string, b []byte) string {
+	for _, m := range models {
+		if m == string(b) {
+			return m
+		}
+	}
+	return string(b)
 }
 
 // opName returns the op as one of the event type constants without allocating.

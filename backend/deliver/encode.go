@@ -74,11 +74,19 @@ const (
 	added   outcome = iota
 	echo            // came from the target: not sent back
 	keyless         // no unique identifier field with a string or number value
+	dropped         // left out by the transformer or by platform relations
 )
 
 // add appends the change of queue row r (after `count` changes already written) unless it
 // is an echo or has no key.
 func (e *encoder) add(b []byte, count int, r *capture.Row) ([]byte, outcome) {
+	return e.addAs(b, count, r, false)
+}
+
+// addAs is add; with shouldDelete the change goes out as a deleted event with
+// should_delete true and without data: platform relations say the record no longer
+// belongs on the target, and its data is not the target's business.
+func (e *encoder) addAs(b []byte, count int, r *capture.Row, shouldDelete bool) ([]byte, outcome) {
 	if r.OriginPlatformID == e.target {
 		return b, echo
 	}
@@ -91,8 +99,12 @@ func (e *encoder) add(b []byte, count int, r *capture.Row) ([]byte, outcome) {
 	}
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, r.ID, 10)
+	op := r.Op
+	if shouldDelete {
+		op = protocol.EventDeleted
+	}
 	b = append(b, `,"event_type":"`...)
-	b = append(b, r.Op...)
+	b = append(b, op...)
 	b = append(b, `","model":`...)
 	b = append(b, e.model...)
 	b = append(b, `,"key":{"field":`...)
@@ -100,11 +112,15 @@ func (e *encoder) add(b []byte, count int, r *capture.Row) ([]byte, outcome) {
 	b = append(b, `,"value":`...)
 	b = append(b, val...)
 	b = append(b, '}')
-	if r.Op != protocol.EventDeleted {
+	if op != protocol.EventDeleted {
 		b = append(b, `,"data":`...)
 		b = append(b, r.Image...)
 	}
-	b = append(b, `,"should_delete":false,"origin_platform_id":`...)
+	if shouldDelete {
+		b = append(b, `,"should_delete":true,"origin_platform_id":`...)
+	} else {
+		b = append(b, `,"should_delete":false,"origin_platform_id":`...)
+	}
 	origin := r.OriginPlatformID
 	if origin == 0 {
 		origin = e.source

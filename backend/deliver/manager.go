@@ -11,8 +11,10 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +28,7 @@ import (
 
 	"github.com/mooxsync/mooxsync/backend/capture"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // Default tuning of a Manager.
@@ -73,6 +76,13 @@ type Options struct {
 	PurgeInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Transformers holds the transformers that syncs (use_transformer_class) and
+	// Config.TransformerBindings may name (default transform.Default()).
+	Transformers *transform.Registry
+	// Records reads the application database for syncs with use_platform_relations and for
+	// transformers with dependencies (*capture.Relations); without it such syncs cannot
+	// deliver.
+	Records Records
 }
 
 // Config is the part of the agent's configuration that delivery uses.
@@ -80,6 +90,35 @@ type Config struct {
 	// UniqueIdentifierFields are tried in order to find a change's key: the first one the
 	// row holds with a string or number value (default DefaultUniqueIdentifierFields).
 	UniqueIdentifierFields []string
+	// TransformerBindings are the agent's transformer_bindings: the transformer of a source
+	// model whose syncs name none.
+	TransformerBindings map[string]transform.Binding
+}
+
+// Records reads records of the application database for delivery (*capture.Relations).
+type Records interface {
+	// ID returns the local id (primary key, as text) of a row image of model.
+	ID(ctx context.Context, model string, image []byte) (id string, found bool, err error)
+	// Platforms returns the platforms the record of model with local id belongs to
+	// (model_platform), sorted.
+	Platforms(ctx context.Context, model, id string) ([]int64, error)
+	// Row returns the current row image of the record of model with local id.
+	Row(ctx context.Context, model, id string) (image []byte, found bool, err error)
+}
+
+// Dependency is a table whose rows belong to records of a sync's model: a change of one of
+// them re-delivers the record it names by its local id in Column.
+type Dependency struct {
+	Table  string
+	Column string
+}
+
+// Dependent is implemented by transformers whose output depends on rows of other tables
+// (the wp_user transformer reads the user's meta rows). Capture watches those tables too,
+// and a change of one of their rows re-delivers the record of model it belongs to, as it
+// is then.
+type Dependent interface {
+	Dependencies(model string) []Dependency
 }
 
 // Manager runs one sender per enabled sync whose source is this platform and keeps them
@@ -140,6 +179,9 @@ func NewManager(ctx context.Context, stateDB *sql.DB, q *capture.Queue, opts Opt
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Transformers == nil {
+		opts.Transformers = transform.Default()
+	}
 	st, err := openStore(ctx, stateDB)
 	if err != nil {
 		return nil, err
@@ -177,15 +219,67 @@ type spec struct {
 	fingerprint string
 	key         string // as the state carries it, base64
 	fields      string // unique identifier fields joined by NUL
+	transformer string // the transformer's name and config, "" for none
+	relations   bool   // use_platform_relations
+	watch       string // watched tables: "table\x01column" joined by NUL (see watches)
 }
 
-// specFor resolves the peer of a sync into a spec.
-func specFor(s protocol.Sync, st protocol.State, self int64, fields []string) (spec, error) {
+// watches returns the tables a spec watches besides its model, with the column of each
+// that holds the record's local id ("" for RelationsTable rows, which are read whole).
+func (sp spec) watches() map[string]string {
+	if sp.watch == "" {
+		return nil
+	}
+	out := map[string]string{}
+	for _, w := range strings.Split(sp.watch, "\x00") {
+		table, col, _ := strings.Cut(w, "\x01")
+		out[table] = col
+	}
+	return out
+}
+
+// transformerKey names the transformer sync s uses on its source with its config, "" for
+// none: a sender restarts when it changes.
+func transformerKey(s protocol.Sync, bindings map[string]transform.Binding) string {
+	name, config := "", json.RawMessage(nil)
+	if s.UseTransformerClass != nil && strings.TrimSpace(*s.UseTransformerClass) != "" {
+		name, config = strings.TrimSpace(*s.UseTransformerClass), s.TransformerConfig
+	} else if b, ok := bindings[s.SourceModel]; ok {
+		name, config = b.Transformer, b.Config
+	}
+	if name == "" {
+		return ""
+	}
+	var buf bytes.Buffer
+	if len(config) > 0 && json.Compact(&buf, config) == nil {
+		return name + "\x00" + buf.String()
+	}
+	return name + "\x00" + string(config)
+}
+
+// specFor resolves the peer of a sync into a spec, with t the transformer it uses (nil:
+// none).
+func specFor(s protocol.Sync, st protocol.State, self int64, fields []string, cfg Config, t transform.Transformer) (spec, error) {
 	sp := spec{syncID: s.ID, model: s.SourceModel, self: self, target: s.TargetPlatformID,
-		fields: strings.Join(fields, "\x00")}
+		fields: strings.Join(fields, "\x00"), transformer: transformerKey(s, cfg.TransformerBindings),
+		relations: s.UsePlatformRelations && s.SourceModel != capture.RelationsTable}
 	if s.SourceModel == "" {
 		return sp, errors.New("the sync names no source model")
 	}
+	var watch []string
+	if sp.relations {
+		watch = append(watch, capture.RelationsTable+"\x01")
+	}
+	if d, ok := t.(Dependent); ok {
+		for _, dep := range d.Dependencies(s.SourceModel) {
+			if dep.Table == "" || dep.Column == "" || dep.Table == s.SourceModel || dep.Table == capture.RelationsTable {
+				return sp, fmt.Errorf("transformer dependency %q.%q cannot be watched", dep.Table, dep.Column)
+			}
+			watch = append(watch, dep.Table+"\x01"+dep.Column)
+		}
+	}
+	slices.Sort(watch)
+	sp.watch = strings.Join(slices.Compact(watch), "\x00")
 	i := slices.IndexFunc(st.Peers, func(p protocol.Peer) bool { return p.PlatformID == s.TargetPlatformID })
 	if i < 0 {
 		return sp, fmt.Errorf("the desired state has no peer for target platform %d", s.TargetPlatformID)
@@ -234,11 +328,12 @@ func (m *Manager) Apply(ctx context.Context, st protocol.State, self int64, cfg 
 		return ErrClosed
 	}
 	var (
-		specs   = map[int64]spec{}
-		broken  = map[int64]string{}
-		active  []int64
-		source  []int64
-		newPins = map[string]string{}
+		specs        = map[int64]spec{}
+		broken       = map[int64]string{}
+		active       []int64
+		source       []int64
+		newPins      = map[string]string{}
+		transformers = map[int64]transform.Transformer{}
 	)
 	for _, s := range st.Syncs {
 		if s.SourcePlatformID != self {
@@ -249,13 +344,21 @@ func (m *Manager) Apply(ctx context.Context, st protocol.State, self int64, cfg 
 			continue
 		}
 		active = append(active, s.ID)
-		sp, err := specFor(s, st, self, fields)
+		t, err := transform.ForSync(m.opts.Transformers, s, cfg.TransformerBindings)
+		var sp spec
+		if err == nil {
+			sp, err = specFor(s, st, self, fields, cfg, t)
+		}
+		if err == nil && sp.watch != "" && m.opts.Records == nil {
+			err = errors.New("platform relations and transformer dependencies need the application database, which delivery was not given")
+		}
 		if err != nil {
 			broken[s.ID] = err.Error()
 			m.log.Error("sync cannot deliver", "sync_id", s.ID, "err", err)
 			continue
 		}
 		specs[s.ID] = sp
+		transformers[s.ID] = t
 		if sp.addr != "" {
 			newPins[sp.addr] = sp.fingerprint
 		}
@@ -301,7 +404,7 @@ func (m *Manager) Apply(ctx context.Context, st protocol.State, self int64, cfg 
 		if _, ok := m.senders[id]; ok {
 			continue
 		}
-		snd, err := newSender(m, sp)
+		snd, err := newSender(m, sp, transformers[id])
 		if err != nil {
 			broken[id] = err.Error()
 			continue
@@ -312,6 +415,21 @@ func (m *Manager) Apply(ctx context.Context, st protocol.State, self int64, cfg 
 	}
 	m.st, m.self, m.active, m.broken, m.applied = st, self, active, broken, true
 	return nil
+}
+
+// Watched returns the tables the running senders read besides their syncs' models
+// (RelationsTable, transformers' dependencies), sorted: capture must capture them too.
+func (m *Manager) Watched() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, snd := range m.senders {
+		for table := range snd.spec.watches() {
+			out = append(out, table)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Run deletes, every PurgeInterval, the queue rows that every active sender is past, until

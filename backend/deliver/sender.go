@@ -3,12 +3,15 @@ package deliver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/mooxsync/mooxsync/backend/capture"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // maxRetryAfter caps a peer's Retry-After.
@@ -34,10 +38,18 @@ type batch struct {
 	lastScanned int64 // id of the last of them
 	maxBytes    int   // the body is full once it is this long
 	persisted   bool
+	// heldAt is the queue id of the first row held back by the transformer's delay (0:
+	// none), heldUntil when it is due.
+	heldAt    int64
+	heldUntil time.Time
 }
 
-// errBatchFull stops a Scan once a batch's body reached its size limit.
-var errBatchFull = errors.New("batch full")
+// errBatchFull stops a Scan once a batch's body reached its size limit; errHeld at a row
+// that the transformer's delay holds back.
+var (
+	errBatchFull = errors.New("batch full")
+	errHeld      = errors.New("held back")
+)
 
 func (b *batch) release() {
 	if b != nil && b.body != nil {
@@ -57,6 +69,21 @@ type sender struct {
 	self   string
 	log    *slog.Logger
 
+	// models are the tables scanned: the sync's model, then the watched ones.
+	models []string
+	// watch maps a watched table to the column of its rows that holds the record's local
+	// id ("" for RelationsTable).
+	watch map[string]string
+	t     transform.Transformer
+	delay time.Duration
+	// plain is set when rows go out as captured: no transformer, no relations, no watch.
+	plain   bool
+	scratch capture.Row
+	// redelivered holds the records re-delivered since the last row of the model itself in
+	// the current scan: a watched row naming one of them again adds nothing, since every
+	// change it saw was committed before the scan began.
+	redelivered map[string]bool
+
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -66,12 +93,12 @@ type sender struct {
 	skipNote string
 }
 
-func newSender(m *Manager, sp spec) (*sender, error) {
+func newSender(m *Manager, sp spec, t transform.Transformer) (*sender, error) {
 	key, err := protocol.DecodeKey(sp.key)
 	if err != nil {
 		return nil, err
 	}
-	return &sender{
+	s := &sender{
 		m:      m,
 		spec:   sp,
 		key:    key,
@@ -80,7 +107,16 @@ func newSender(m *Manager, sp spec) (*sender, error) {
 		self:   strconv.FormatInt(sp.self, 10),
 		log:    m.log.With("sync_id", sp.syncID, "model", sp.model, "target", sp.target),
 		done:   make(chan struct{}),
-	}, nil
+		models: []string{sp.model},
+		watch:  sp.watches(),
+		t:      t,
+		delay:  transform.DelayOf(t),
+	}
+	for _, table := range slices.Sorted(maps.Keys(s.watch)) {
+		s.models = append(s.models, table)
+	}
+	s.plain = t == nil && !sp.relations && len(s.watch) == 0
+	return s, nil
 }
 
 func (s *sender) start(parent context.Context) {
@@ -252,9 +288,21 @@ func (s *sender) noteSkipped(b *batch) {
 func (s *sender) prepare(ctx context.Context, after int64, out chan<- *batch) error {
 	for {
 		changed := s.m.q.Changed()
-		b, err := s.build(ctx, after)
+		b, due, err := s.build(ctx, after)
 		if err != nil {
 			return err
+		}
+		if b == nil && !due.IsZero() {
+			// The next change is held back by the transformer's delay: rows captured
+			// meanwhile are later still.
+			t := time.NewTimer(max(due.Sub(s.m.opts.Now()), time.Millisecond))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+				continue
+			}
 		}
 		if b == nil {
 			select {
@@ -275,23 +323,26 @@ func (s *sender) prepare(ctx context.Context, after int64, out chan<- *batch) er
 }
 
 // build reads at most BatchSize rows of the model after queue id `after` (fewer when the
-// body reaches MaxBatchBytes) and encodes them; with fewer rows it lingers once for more.
-// It returns nil when the queue holds nothing after `after`.
-func (s *sender) build(ctx context.Context, after int64) (*batch, error) {
+// body reaches MaxBatchBytes, or a row is held back by the transformer's delay) and
+// encodes them; with fewer rows it lingers once for more. It returns nil when the queue
+// holds nothing after `after`, with the time the first row held back is due when one is.
+func (s *sender) build(ctx context.Context, after int64) (*batch, time.Time, error) {
 	maxID, err := s.m.q.MaxID(ctx)
 	if err != nil || maxID <= after {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	limit := s.m.opts.BatchSize
 	b := &batch{id: protocol.NewULID(), first: after + 1, body: getBody(), maxBytes: s.m.opts.MaxBatchBytes}
 	*b.body = s.enc.begin(*b.body, b.id)
-	full, err := b.scan(ctx, s, after, maxID, limit)
+	full, err := b.scan(ctx, s, after, maxID, limit, true)
 	if err != nil {
 		b.release()
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	upto := maxID
 	switch {
+	case b.heldAt > 0:
+		upto = b.heldAt - 1
 	case full || b.scanned == limit:
 		upto = b.lastScanned
 	case b.count > 0 && s.m.opts.Linger > 0:
@@ -305,28 +356,55 @@ func (s *sender) build(ctx context.Context, after int64) (*batch, error) {
 		t.Stop()
 		if max2, err := s.m.q.MaxID(ctx); err == nil && max2 > maxID {
 			before := b.scanned
-			full, err := b.scan(ctx, s, maxID, max2, limit-before)
+			full, err := b.scan(ctx, s, maxID, max2, limit-before, true)
 			if err != nil {
 				b.release()
-				return nil, err
+				return nil, time.Time{}, err
 			}
 			upto = max2
-			if full || b.scanned-before == limit-before {
+			switch {
+			case b.heldAt > 0:
+				upto = b.heldAt - 1
+			case full || b.scanned-before == limit-before:
 				upto = b.lastScanned
 			}
 		}
 	}
+	if upto <= after { // the first row is held back
+		b.release()
+		return nil, b.heldUntil, nil
+	}
 	b.last = upto
 	s.finish(b)
-	return b, nil
+	return b, time.Time{}, nil
 }
 
-// scan encodes at most limit rows of the model with after < id <= upto into b, and
-// reports whether it stopped because the body is full.
-func (b *batch) scan(ctx context.Context, s *sender, after, upto int64, limit int) (bool, error) {
-	_, _, err := s.m.q.Scan(ctx, s.spec.model, after, upto, limit, func(r *capture.Row) error {
+// scan encodes at most limit rows of the model (and the tables it watches) with after <
+// id <= upto into b, and reports whether it stopped because the body is full. With hold,
+// it stops at the first row that the transformer's delay holds back (b.heldAt).
+func (b *batch) scan(ctx context.Context, s *sender, after, upto int64, limit int, hold bool) (bool, error) {
+	clear(s.redelivered)
+	_, _, err := s.m.q.ScanModels(ctx, s.models, after, upto, limit, func(r *capture.Row) error {
+		if hold && s.delay > 0 {
+			if due := time.UnixMilli(r.ChangedAtMS).Add(s.delay); due.After(s.m.opts.Now()) {
+				b.heldAt, b.heldUntil = r.ID, due
+				return errHeld
+			}
+		}
 		var o outcome
-		*b.body, o = s.enc.add(*b.body, b.count, r)
+		if s.plain {
+			*b.body, o = s.enc.add(*b.body, b.count, r)
+		} else {
+			out, shouldDelete, send, err := s.prepareRow(ctx, r)
+			switch {
+			case err != nil:
+				return err
+			case send:
+				*b.body, o = s.enc.addAs(*b.body, b.count, out, shouldDelete)
+			default:
+				o = dropped
+			}
+		}
 		switch o {
 		case added:
 			b.count++
@@ -343,14 +421,121 @@ func (b *batch) scan(ctx context.Context, s *sender, after, upto int64, limit in
 	if errors.Is(err, errBatchFull) {
 		return true, nil
 	}
+	if errors.Is(err, errHeld) {
+		return false, nil
+	}
 	return false, err
+}
+
+// prepareRow turns a queue row into the change to send: a watched table's row into the
+// current row of the record it names, a record that platform relations do not give to
+// the target into a should_delete, and the row through the transformer. send is false
+// for a change that is not sent at all: the transformer dropped it, or its record is gone.
+func (s *sender) prepareRow(ctx context.Context, r *capture.Row) (out *capture.Row, shouldDelete, send bool, err error) {
+	if r.OriginPlatformID == s.spec.target {
+		return r, false, true, nil // an echo: the encoder leaves it out
+	}
+	out = r
+	id := ""
+	if r.Model != s.spec.model {
+		var ok bool
+		if id, ok = s.watchedID(r); !ok || s.redelivered[id] {
+			return nil, false, false, nil
+		}
+		if s.redelivered == nil {
+			s.redelivered = map[string]bool{}
+		}
+		s.redelivered[id] = true
+		img, found, err := s.m.opts.Records.Row(ctx, s.spec.model, id)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("re-deliver %s %s after a change of %s: %w", s.spec.model, id, r.Model, err)
+		}
+		if !found {
+			return nil, false, false, nil // deleted since: its own delete went out
+		}
+		s.scratch = capture.Row{ID: r.ID, Model: s.spec.model, Op: protocol.EventUpdated, Image: img,
+			ChangedAtMS: r.ChangedAtMS}
+		out = &s.scratch
+	} else {
+		clear(s.redelivered)
+	}
+	if s.spec.relations && out.Op != protocol.EventDeleted {
+		if id == "" {
+			var found bool
+			if id, found, err = s.m.opts.Records.ID(ctx, s.spec.model, out.Image); err != nil {
+				return nil, false, false, fmt.Errorf("platform relations of change %d: %w", r.ID, err)
+			}
+			if !found {
+				id = ""
+			}
+		}
+		related := false
+		if id != "" {
+			platforms, err := s.m.opts.Records.Platforms(ctx, s.spec.model, id)
+			if err != nil {
+				return nil, false, false, fmt.Errorf("platform relations of %s %s: %w", s.spec.model, id, err)
+			}
+			_, related = slices.BinarySearch(platforms, s.spec.target)
+		}
+		shouldDelete = !related
+	}
+	if s.t != nil {
+		event := out.Op
+		if shouldDelete {
+			event = protocol.EventDeleted
+		}
+		c := transform.Change{SyncID: s.spec.syncID, TargetPlatformID: s.spec.target, Model: s.spec.model,
+			Event: event, ChangedAt: time.UnixMilli(out.ChangedAtMS).UTC()}
+		img, keep, err := transform.Image(ctx, s.t, c, out.Image)
+		if err != nil {
+			return nil, false, false, fmt.Errorf("transformer of sync %d, change %d: %w", s.spec.syncID, r.ID, err)
+		}
+		if !keep {
+			return nil, false, false, nil
+		}
+		if out != &s.scratch {
+			s.scratch = *out
+			out = &s.scratch
+		}
+		out.Image = img
+	}
+	return out, shouldDelete, true, nil
+}
+
+// watchedID returns the local id of the record of the sync's model that a watched
+// table's row names; ok is false when it names none, or (for a model_platform row that
+// was created or deleted) concerns another platform than the target.
+func (s *sender) watchedID(r *capture.Row) (string, bool) {
+	col, watched := s.watch[r.Model]
+	if !watched {
+		return "", false
+	}
+	if r.Model == capture.RelationsTable && s.spec.relations {
+		rel, ok := capture.RelationOf(r.Image)
+		if !ok || rel.Model != s.spec.model {
+			return "", false
+		}
+		// An update may have moved the row from the target to another platform: its old
+		// platform is not in the image, so every update re-evaluates.
+		if r.Op != protocol.EventUpdated && rel.Platform != s.spec.target {
+			return "", false
+		}
+		return rel.ID, true
+	}
+	var row map[string]any
+	dec := json.NewDecoder(bytes.NewReader(r.Image))
+	dec.UseNumber()
+	if err := dec.Decode(&row); err != nil {
+		return "", false
+	}
+	return capture.IDText(row[col])
 }
 
 // rebuild encodes the in-flight batch f again from the queue, under its id.
 func (s *sender) rebuild(ctx context.Context, f *inflight) (*batch, error) {
 	b := &batch{id: f.BatchID, first: f.First, last: f.Last, body: getBody(), persisted: true}
 	*b.body = s.enc.begin(*b.body, b.id)
-	if _, err := b.scan(ctx, s, f.First-1, f.Last, -1); err != nil {
+	if _, err := b.scan(ctx, s, f.First-1, f.Last, -1, false); err != nil {
 		b.release()
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -78,8 +79,11 @@ type platform struct {
 	token   string
 	args    []string // extra serve flags
 	env     []string // extra environment
-	proc    *proc
-	client  *fleet.Client
+	// config is written as the agent's config file (mooxsync-agent.json in its state
+	// directory) before it starts, when set.
+	config map[string]any
+	proc   *proc
+	client *fleet.Client
 }
 
 // add creates a platform whose application database is a fresh database of the dialect
@@ -202,6 +206,16 @@ func (f *fleetT) removeSync(id int64) {
 // push puts a new revision of the desired state to every running agent.
 func (f *fleetT) push() {
 	f.t.Helper()
+	for name, err := range f.tryPush() {
+		f.t.Fatalf("put state to %s: %v", name, err)
+	}
+}
+
+// tryPush is push that returns the failures by platform name instead of failing the test;
+// the revision is used up either way.
+func (f *fleetT) tryPush() map[string]error {
+	f.t.Helper()
+	failed := map[string]error{}
 	f.revision++
 	snap := fleet.Fleet{Revision: f.revision, Syncs: f.syncs}
 	tokens := map[int64]string{}
@@ -221,10 +235,14 @@ func (f *fleetT) push() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		rev, err := p.client.PutState(ctx, st)
 		cancel()
-		if err != nil || rev != f.revision {
-			f.t.Fatalf("put state to %s: revision %d, %v\n%s", p.name, rev, err, p.logTail(40))
+		if err == nil && rev != f.revision {
+			err = fmt.Errorf("revision %d in force, want %d", rev, f.revision)
+		}
+		if err != nil {
+			failed[p.name] = fmt.Errorf("%w\n%s", err, p.logTail(40))
 		}
 	}
+	return failed
 }
 
 // startAll starts every agent that is not running and pushes the desired state.
@@ -266,6 +284,15 @@ func (p *platform) start() {
 	t.Helper()
 	if p.proc != nil {
 		t.Fatalf("%s is running", p.name)
+	}
+	if p.config != nil {
+		b, err := json.Marshal(p.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.state, "mooxsync-agent.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -240,6 +240,31 @@ func (c *Client) Models(ctx context.Context) ([]protocol.Model, error) {
 	return out.Models, err
 }
 
+// Capabilities are the transformers and sync handlers registered on an agent, sorted:
+// what its syncs may name in use_transformer_class (when it is their source) and its
+// sync_bindings (when it is their target).
+type Capabilities struct {
+	Transformers []string `json:"transformers"`
+	Handlers     []string `json:"handlers"`
+}
+
+// Capabilities calls GET /api/models for the transformers and sync handlers the agent
+// reports. An agent that reports none (an older one) answers empty lists.
+func (c *Client) Capabilities(ctx context.Context) (Capabilities, error) {
+	out, err := fetch[protocol.ModelsResponse](ctx, c, "/api/models")
+	if err != nil {
+		return Capabilities{}, err
+	}
+	caps := Capabilities{Transformers: out.Transformers, Handlers: out.Handlers}
+	if caps.Transformers == nil {
+		caps.Transformers = []string{}
+	}
+	if caps.Handlers == nil {
+		caps.Handlers = []string{}
+	}
+	return caps, nil
+}
+
 // Platforms calls GET /api/platforms.
 func (c *Client) Platforms(ctx context.Context) ([]protocol.Platform, error) {
 	return fetch[[]protocol.Platform](ctx, c, "/api/platforms")

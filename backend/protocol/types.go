@@ -175,9 +175,14 @@ type Model struct {
 	Unique  [][]string `json:"unique"`
 }
 
-// ModelsResponse is the body of GET /api/models.
+// ModelsResponse is the body of GET /api/models. Transformers and Handlers (an addition,
+// docs/protocol.md section 9) name the transformers and sync handlers registered on the
+// agent, sorted: what a sync may name in use_transformer_class, and sync_bindings in the
+// agent's config.
 type ModelsResponse struct {
-	Models []Model `json:"models"`
+	Models       []Model  `json:"models"`
+	Transformers []string `json:"transformers,omitempty"`
+	Handlers     []string `json:"handlers,omitempty"`
 }
 
 // Key identifies a record across platforms by one of its unique identifier fields.

@@ -1,33 +1,56 @@
 // Package appdb connects the agent to its platform's application database: the schema
-// (sqldb) for /api/models and the applier (apply) for received batches, behind the agent's
-// Applier and ModelSource interfaces.
+// (sqldb) for /api/models, the applier (apply) for received batches and the platform
+// relations (capture.Relations) for /api/relations, behind the agent's Applier,
+// ModelSource and RelationStore interfaces.
 package appdb
 
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mooxsync/mooxsync/backend/agent"
 	"github.com/mooxsync/mooxsync/backend/apply"
+	"github.com/mooxsync/mooxsync/backend/capture"
+	"github.com/mooxsync/mooxsync/backend/handler"
 	"github.com/mooxsync/mooxsync/backend/protocol"
 	"github.com/mooxsync/mooxsync/backend/sqldb"
 )
 
-// Config holds the identifier settings of the agent's config (Moox sync.php).
+// Config holds the identifier settings and sync bindings of the agent's config (Moox
+// sync.php).
 type Config struct {
 	UniqueIdentifierFields []string
 	LocalIdentifierFields  []string
+	// Handlers holds the sync handlers SyncBindings may name (default handler.Default()).
+	Handlers *handler.Registry
+	// SyncBindings bind target models to sync handlers (the agent's sync_bindings).
+	SyncBindings map[string]handler.Binding
+}
+
+// ApplyConfig is the applier's configuration: check it with Validate before Open.
+func (c Config) ApplyConfig() apply.Config {
+	return apply.Config{
+		UniqueIdentifierFields: c.UniqueIdentifierFields,
+		LocalIdentifierFields:  c.LocalIdentifierFields,
+		Handlers:               c.Handlers,
+		SyncBindings:           c.SyncBindings,
+	}
 }
 
 // DB is an open application database serving the agent.
 type DB struct {
 	db      *sqldb.DB
 	applier *apply.Applier
+	rel     *capture.Relations
+	unique  []string
+	now     func() time.Time
 }
 
 var (
-	_ agent.Applier     = (*DB)(nil)
-	_ agent.ModelSource = (*DB)(nil)
+	_ agent.Applier       = (*DB)(nil)
+	_ agent.ModelSource   = (*DB)(nil)
+	_ agent.RelationStore = (*DB)(nil)
 )
 
 // Open connects to the application database named by dsn (see sqldb.Open).
@@ -36,10 +59,12 @@ func Open(ctx context.Context, dsn string, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{db: db, applier: apply.New(db, apply.Config{
-		UniqueIdentifierFields: cfg.UniqueIdentifierFields,
-		LocalIdentifierFields:  cfg.LocalIdentifierFields,
-	})}, nil
+	unique := cfg.UniqueIdentifierFields
+	if len(unique) == 0 {
+		unique = apply.DefaultUniqueIdentifierFields
+	}
+	return &DB{db: db, applier: apply.New(db, cfg.ApplyConfig()), rel: capture.NewRelations(db), unique: unique,
+		now: time.Now}, nil
 }
 
 // SQLDB returns the application database, for capture.
@@ -69,4 +94,36 @@ func (d *DB) ApplyBatch(ctx context.Context, s protocol.Sync, b *protocol.Batch)
 		return agent.ApplyResult{}, err
 	}
 	return agent.ApplyResult{AlreadyApplied: res.AlreadyApplied}, nil
+}
+
+// record finds the local id of the record of model whose first unique identifier field
+// that model has holds key.
+func (d *DB) record(ctx context.Context, model, key string) (string, error) {
+	if model == capture.RelationsTable {
+		return "", protocol.Errorf(protocol.CodeBadRequest, "%s holds the relations; name the model they are of", model)
+	}
+	return d.rel.Find(ctx, model, d.unique, key)
+}
+
+// Relations returns the platforms the record of model with unique identifier key belongs
+// to (model_platform), sorted.
+func (d *DB) Relations(ctx context.Context, model, key string) ([]int64, error) {
+	id, err := d.record(ctx, model, key)
+	if err != nil {
+		return nil, err
+	}
+	return d.rel.Platforms(ctx, model, id)
+}
+
+// SetRelations rewrites the record's model_platform rows in one transaction (creating the
+// table when it is missing) and returns its relations as stored.
+func (d *DB) SetRelations(ctx context.Context, model, key string, platformIDs []int64) ([]int64, error) {
+	id, err := d.record(ctx, model, key)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.rel.Set(ctx, model, id, platformIDs, d.now()); err != nil {
+		return nil, fmt.Errorf("set platform relations of %s %s: %w", model, key, err)
+	}
+	return d.rel.Platforms(ctx, model, id)
 }

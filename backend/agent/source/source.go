@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/mooxsync/mooxsync/backend/deliver"
 	"github.com/mooxsync/mooxsync/backend/protocol"
 	"github.com/mooxsync/mooxsync/backend/sqldb"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // retryInterval is how often a desired state whose delivery side failed to apply is tried
@@ -34,6 +36,11 @@ type Options struct {
 	ListenerDisabled bool
 	// UniqueIdentifierFields find a change's key (default Moox's).
 	UniqueIdentifierFields []string
+	// Transformers holds the transformers syncs and TransformerBindings may name (default:
+	// transform.Default() with the application database's own, see RegisterTransformers).
+	Transformers *transform.Registry
+	// TransformerBindings are the agent's transformer_bindings.
+	TransformerBindings map[string]transform.Binding
 	// Capture and Deliver tune the Pump and the Manager; their Logger and Capture fields
 	// are set by Open.
 	Capture capture.Options
@@ -43,6 +50,7 @@ type Options struct {
 // Source is the capture Pump and the delivery Manager of one agent. Build it with Open,
 // hand it to the agent, Start it, and Stop it on shutdown before the databases close.
 type Source struct {
+	app      *sqldb.DB
 	pump     *capture.Pump
 	mgr      *deliver.Manager
 	log      *slog.Logger
@@ -77,16 +85,24 @@ func Open(ctx context.Context, app *sqldb.DB, stateDB *sql.DB, opts Options) (*S
 	dopts := opts.Deliver
 	dopts.Logger = log
 	dopts.Capture = pump
+	dopts.Records = capture.NewRelations(app)
+	dopts.Transformers = opts.Transformers
+	if dopts.Transformers == nil {
+		dopts.Transformers = transform.Default()
+		RegisterTransformers(dopts.Transformers, app)
+	}
 	mgr, err := deliver.NewManager(ctx, stateDB, pump.Queue(), dopts)
 	if err != nil {
 		return nil, err
 	}
 	return &Source{
+		app:      app,
 		pump:     pump,
 		mgr:      mgr,
 		log:      log,
 		listener: !opts.ListenerDisabled,
-		cfg:      deliver.Config{UniqueIdentifierFields: opts.UniqueIdentifierFields},
+		cfg: deliver.Config{UniqueIdentifierFields: opts.UniqueIdentifierFields,
+			TransformerBindings: opts.TransformerBindings},
 	}, nil
 }
 
@@ -110,11 +126,17 @@ func (s *Source) applyLocked(ctx context.Context) error {
 		return fmt.Errorf("delivery: %w", err)
 	}
 	s.failed = false
-	captured := st
-	if !s.listener {
-		captured = protocol.State{} // captures nothing: every mooxsync trigger goes
+	var models []string
+	if s.listener { // else nothing is captured: every mooxsync trigger goes
+		watched := s.mgr.Watched()
+		if slices.Contains(watched, capture.RelationsTable) {
+			if err := capture.EnsureRelationsTable(ctx, s.app); err != nil {
+				s.log.Error("platform relations table not created", "err", err)
+			}
+		}
+		models = append(capture.SourceModels(st, self), watched...)
 	}
-	if err := s.pump.Apply(ctx, captured, self); err != nil {
+	if err := s.pump.ApplyModels(ctx, models); err != nil {
 		return err
 	}
 	return nil

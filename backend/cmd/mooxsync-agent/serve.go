@@ -18,8 +18,11 @@ import (
 	"github.com/mooxsync/mooxsync/backend/agent/appdb"
 	"github.com/mooxsync/mooxsync/backend/agent/source"
 	"github.com/mooxsync/mooxsync/backend/agent/state"
+	"github.com/mooxsync/mooxsync/backend/capture"
 	"github.com/mooxsync/mooxsync/backend/deliver"
+	synchandler "github.com/mooxsync/mooxsync/backend/handler"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // readTimeout bounds how long reading one request may take: a body at the 32 MiB limit
@@ -122,19 +125,39 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	// The transformers and sync handlers registered on this agent: the built-ins, plus
+	// the transformers that read the application database (added once it is open). A Go
+	// program embedding the agent registers its own here.
+	transformers, handlers := transform.Default(), synchandler.Default()
+	appCfg := appdb.Config{
+		UniqueIdentifierFields: cfg.UniqueIdentifierFields,
+		LocalIdentifierFields:  cfg.LocalIdentifierFields,
+		Handlers:               handlers,
+		SyncBindings:           cfg.SyncBindings,
+	}
+	if err := appCfg.ApplyConfig().Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+
 	store, err := state.Open(ctx, cfg.State)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	app, err := appdb.Open(ctx, cfg.DB, appdb.Config{
-		UniqueIdentifierFields: cfg.UniqueIdentifierFields,
-		LocalIdentifierFields:  cfg.LocalIdentifierFields,
-	})
+	app, err := appdb.Open(ctx, cfg.DB, appCfg)
 	if err != nil {
 		return err
 	}
 	defer app.Close()
+	source.RegisterTransformers(transformers, app.SQLDB())
+	if err := transform.ValidateBindings(transformers, cfg.TransformerBindings); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if len(cfg.ModelsWithPlatformRelations) > 0 {
+		if err := capture.EnsureRelationsTable(ctx, app.SQLDB()); err != nil {
+			return err
+		}
+	}
 
 	shared, err := store.OpenShared(ctx)
 	if err != nil {
@@ -145,6 +168,8 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		Logger:                 log,
 		ListenerDisabled:       !cfg.SyncEloquentListener.Enabled,
 		UniqueIdentifierFields: cfg.UniqueIdentifierFields,
+		Transformers:           transformers,
+		TransformerBindings:    cfg.TransformerBindings,
 		Deliver:                deliverOptions(cfg.Deliver),
 	})
 	if err != nil {
@@ -158,6 +183,9 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		Applier:         app,
 		Models:          app,
 		Source:          src,
+		Relations:       app,
+		Transformers:    transformers,
+		Handlers:        handlers,
 		Logger:          log,
 		WebhookPath:     cfg.WebhookPath,
 		WebhookDisabled: !cfg.SyncWebhook.Enabled,
