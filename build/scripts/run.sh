@@ -126,13 +126,21 @@ EOF
 
 if [ "$mode" = desktop ]; then
   say "opening the control center (window title mooxsync)"
-  rc=0
-  bin/mooxsync >"$log" 2>&1 || rc=$?
-  if [ $rc != 0 ] && [ $rc != 130 ]; then
-    tail -n 20 "$log" >&2
-    die "the control center exited with status $rc (log: $log)"
+  # In the background, so that a signal to this script alone stops everything too: bash
+  # runs its traps during `wait`, not while a foreground child runs.
+  bin/mooxsync >"$log" 2>&1 &
+  app_pid=$!
+  pids=("$app_pid" "${pids[@]}")
+  rc=0 finished=
+  wait -n -p finished "$app_pid" "$demo_pid" || rc=$?
+  if [ "$finished" = "$app_pid" ]; then
+    if [ $rc != 0 ] && [ $rc != 130 ]; then
+      tail -n 20 "$log" >&2
+      die "the control center exited with status $rc (log: $log)"
+    fi
+    exit 0
   fi
-  exit 0
+  die "the demo fleet stopped (status $rc; agent logs in $demo_dir/*/agent.log)"
 fi
 
 url_file=$demo_dir/.web-url
@@ -153,4 +161,7 @@ echo "  $url"
 echo "  (it holds the session token; from another machine: ssh -L PORT:127.0.0.1:PORT this-host)"
 echo
 # Until Ctrl-C, or until the control center or the demo fleet stops on its own.
-wait -n "$web_pid" "$demo_pid" || true
+rc=0 finished=
+wait -n -p finished "$web_pid" "$demo_pid" || rc=$?
+[ "$finished" = "$web_pid" ] || die "the demo fleet stopped (status $rc; agent logs in $demo_dir/*/agent.log)"
+[ $rc = 0 ] || die "web mode exited with status $rc (log: $log)"
