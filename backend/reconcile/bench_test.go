@@ -161,3 +161,30 @@ func fullCopyBytes(b *testing.B, db *sqldb.DB) int64 {
 	flush()
 	return total
 }
+
+// BenchmarkInitialLoad100k loads 100,000 existing posts into an empty target (SQLite to
+// SQLite, repairs through JSON and apply as in BenchmarkReconcile1M): reconcile with an
+// empty target is the initial load.
+func BenchmarkInitialLoad100k(b *testing.B) {
+	const rows = 100_000
+	src := sqldbtest.MustOpenSQLite(b)
+	sqldbtest.CreatePosts(b, src, "posts")
+	sqldbtest.FillPosts(b, src, "posts", rows)
+	b.Run("load", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			dst := sqldbtest.MustOpenSQLite(b)
+			sqldbtest.CreatePosts(b, dst, "posts")
+			f := newFixture(b, src, dst, postsSync)
+			cpu0 := sqldbtest.CPUTime()
+			b.StartTimer()
+			rep := f.run(reconcile.Options{})
+			b.StopTimer()
+			checkCounts(b, "initial load", rep, counts{Inserted: rows})
+			b.ReportMetric(float64(rows)/rep.End.Sub(rep.Start).Seconds(), "rows/s")
+			b.ReportMetric(float64(rep.Bytes)/rows, "bytes/row")
+			b.ReportMetric((sqldbtest.CPUTime()-cpu0).Seconds(), "cpu-s/op")
+			b.StartTimer()
+		}
+	})
+}

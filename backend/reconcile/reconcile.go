@@ -24,13 +24,14 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	json "github.com/goccy/go-json" // sizes only: several times faster than encoding/json on rows
 
 	"github.com/mooxsync/mooxsync/backend/protocol"
 	"github.com/mooxsync/mooxsync/backend/sqldb"
