@@ -183,7 +183,7 @@ func BenchmarkInitialLoad100k(b *testing.B) {
 			checkCounts(b, "initial load", rep, counts{Inserted: rows})
 			b.ReportMetric(float64(rows)/rep.End.Sub(rep.Start).Seconds(), "rows/s")
 			b.ReportMetric(float64(rep.Bytes)/rows, "bytes/row")
-			b.ReportMetric((sqldbtest.CPUTime()-cpu0).Seconds(), "cpu-s/op")
+			b.ReportMetric((sqldbtest.CPUTime() - cpu0).Seconds(), "cpu-s/op")
 			b.StartTimer()
 		}
 	})
