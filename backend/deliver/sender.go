@@ -475,7 +475,7 @@ func (s *sender) prepareRow(ctx context.Context, r *capture.Row) (out *capture.R
 			if err != nil {
 				return nil, false, false, fmt.Errorf("platform relations of %s %s: %w", s.spec.model, id, err)
 			}
-			_, related = slices.BinarySearch(platforms, s.spec.target)
+			related = slices.Contains(platforms, s.spec.target)
 		}
 		shouldDelete = !related
 	}
