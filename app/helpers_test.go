@@ -200,7 +200,8 @@ func startAgent(tb testing.TB, syncToken, ddl string) *testAgent {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ag, err := agent.New(ctx, agent.Options{SyncToken: syncToken, Store: store, Applier: db, Models: db, TLSFingerprint: fp})
+	ag, err := agent.New(ctx, agent.Options{SyncToken: syncToken, Store: store, Applier: db, Models: db, Relations: db,
+		TLSFingerprint: fp})
 	if err != nil {
 		tb.Fatal(err)
 	}

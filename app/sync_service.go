@@ -95,6 +95,86 @@ func (s *SyncService) models(ctx context.Context, platformID int64) ([]protocol.
 	return models, nil
 }
 
+// Capabilities returns the transformers and sync handlers registered on the platform's
+// agent, live from it.
+func (s *SyncService) Capabilities(platformID int64) (Capabilities, error) {
+	c, err := s.agent(platformID)
+	if err != nil {
+		return Capabilities{}, s.fail("Capabilities", err)
+	}
+	defer c.Close()
+	caps, err := c.Capabilities(s.ctx)
+	if err != nil {
+		return Capabilities{}, s.fail("Capabilities", s.observe(platformID, err))
+	}
+	return Capabilities{Transformers: caps.Transformers, Handlers: caps.Handlers}, nil
+}
+
+// Relations returns the platforms a record of the platform's model relates to
+// (model_platform, Moox's platform relations), key being the value of its unique
+// identifier field (its ulid, slug, ...), live from the platform's agent.
+func (s *SyncService) Relations(platformID int64, model, key string) ([]int64, error) {
+	if err := checkRecord(model, key); err != nil {
+		return nil, err
+	}
+	c, err := s.agent(platformID)
+	if err != nil {
+		return nil, s.fail("Relations", err)
+	}
+	defer c.Close()
+	rel, err := c.Relations(s.ctx, strings.TrimSpace(model), strings.TrimSpace(key))
+	if err != nil {
+		return nil, s.fail("Relations", s.observe(platformID, err))
+	}
+	return nonNilIDs(rel.PlatformIDs), nil
+}
+
+// SetRelations rewrites the platforms a record relates to on the platform's agent, which
+// then delivers the record to the platforms it gained and deletes it on those it lost (for
+// syncs that use platform relations), and returns them as stored.
+func (s *SyncService) SetRelations(platformID int64, model, key string, platformIDs []int64) ([]int64, error) {
+	if err := checkRecord(model, key); err != nil {
+		return nil, err
+	}
+	for _, id := range platformIDs {
+		if _, err := s.catalog.Platform(s.ctx, id); err != nil {
+			if errors.Is(err, catalog.ErrNotFound) {
+				return nil, fieldError("platform_ids", fmt.Sprintf("platform %d does not exist", id))
+			}
+			return nil, s.fail("SetRelations", err)
+		}
+	}
+	c, err := s.agent(platformID)
+	if err != nil {
+		return nil, s.fail("SetRelations", err)
+	}
+	defer c.Close()
+	rel, err := c.PutRelations(s.ctx, strings.TrimSpace(model), strings.TrimSpace(key),
+		protocol.Relations{PlatformIDs: nonNilIDs(platformIDs)})
+	if err != nil {
+		return nil, s.fail("SetRelations", s.observe(platformID, err))
+	}
+	return nonNilIDs(rel.PlatformIDs), nil
+}
+
+// checkRecord checks the model and key of a relations look-up.
+func checkRecord(model, key string) error {
+	if strings.TrimSpace(model) == "" {
+		return fieldError("model", "choose a model")
+	}
+	if strings.TrimSpace(key) == "" {
+		return fieldError("key", "enter the record's identifier (its ulid, uuid, slug, ...)")
+	}
+	return nil
+}
+
+func nonNilIDs(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
+}
+
 // Compatibility compares the source model with the target model, both read live from
 // their agents: columns missing on the target, extra columns on the target, columns whose
 // types differ (compared across SQL dialects), and the key field that matches records.

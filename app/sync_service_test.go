@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"testing"
@@ -106,6 +107,69 @@ func TestSyncService_ModelsAndCompatibility(t *testing.T) {
 		_, err := ta.Syncs.Compatibility(a.ID, "posts", b.ID, "articles")
 		appErr(t, err, CodeMissingToken, "")
 	})
+}
+
+func TestSyncService_TransformerConfig(t *testing.T) {
+	ta := mustOpenApp(t)
+	a := ta.mustPlatform(t, "Shop", "https://shop.example:7443")
+	b := ta.mustPlatform(t, "Blog", "https://blog.example:7443")
+	name := "declarative"
+	in := SyncInput{SourcePlatformID: a.ID, SourceModel: "posts", TargetPlatformID: b.ID, TargetModel: "articles",
+		SyncAllFields: true, Interval: 60, Status: true, UseTransformerClass: &name,
+		TransformerConfig: json.RawMessage(`{"drop": ["body"], "set": {"author": "shop"}}`)}
+	sy, err := ta.Syncs.Save(in)
+	if err != nil || string(sy.TransformerConfig) != `{"drop":["body"],"set":{"author":"shop"}}` {
+		t.Fatalf("saved %s, %v", sy.TransformerConfig, err)
+	}
+	in.ID, in.TransformerConfig = sy.ID, json.RawMessage(`{"drop": "body"}`)
+	_, err = ta.Syncs.Save(in)
+	appErr(t, err, CodeValidation, "transformer_config")
+	in.UseTransformerClass = nil
+	in.TransformerConfig = json.RawMessage(`{"drop": ["body"]}`)
+	_, err = ta.Syncs.Save(in)
+	appErr(t, err, CodeValidation, "transformer_config")
+}
+
+// TestSyncService_CapabilitiesAndRelations asks a real agent which transformers and sync
+// handlers it has, and reads and writes the platform relations of one of its records.
+func TestSyncService_CapabilitiesAndRelations(t *testing.T) {
+	ta := mustOpenApp(t)
+	a, b, shop := ta.mustShopAndBlog(t)
+	if rep, err := ta.Fleet.SyncPlatforms(); err != nil || rep.Results[0].Result != ResultOK {
+		t.Fatalf("SyncPlatforms = %+v, %v", rep, err)
+	}
+	caps, err := ta.Syncs.Capabilities(a.ID)
+	if err != nil || !reflect.DeepEqual(caps, Capabilities{Transformers: []string{"declarative", "lowercase_email"},
+		Handlers: []string{"meta", "wp_user"}}) {
+		t.Fatalf("Capabilities = %+v, %v", caps, err)
+	}
+
+	if _, err := shop.App.Exec(`INSERT INTO posts (ulid, title) VALUES ('01HZREL', 'related')`); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := ta.Syncs.Relations(a.ID, "posts", "01HZREL"); err != nil || len(ids) != 0 || ids == nil {
+		t.Fatalf("Relations = %v, %v", ids, err)
+	}
+	if ids, err := ta.Syncs.SetRelations(a.ID, "posts", " 01HZREL ", []int64{b.ID, a.ID}); err != nil ||
+		!reflect.DeepEqual(ids, []int64{a.ID, b.ID}) {
+		t.Fatalf("SetRelations = %v, %v", ids, err)
+	}
+	if ids, err := ta.Syncs.Relations(a.ID, "posts", "01HZREL"); err != nil || !reflect.DeepEqual(ids, []int64{a.ID, b.ID}) {
+		t.Fatalf("Relations = %v, %v", ids, err)
+	}
+	var n int
+	if err := shop.App.QueryRow(`SELECT COUNT(*) FROM model_platform WHERE model_type = 'posts'`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("model_platform rows = %d, %v", n, err)
+	}
+
+	_, err = ta.Syncs.Relations(a.ID, "posts", "nope")
+	appErr(t, err, CodeNotFound, "")
+	_, err = ta.Syncs.Relations(a.ID, "nope", "x")
+	appErr(t, err, string(protocol.CodeUnknownModel), "")
+	_, err = ta.Syncs.Relations(a.ID, "posts", " ")
+	appErr(t, err, CodeValidation, "key")
+	_, err = ta.Syncs.SetRelations(a.ID, "posts", "01HZREL", []int64{999})
+	appErr(t, err, CodeValidation, "platform_ids")
 }
 
 func TestSyncService_Reconcile(t *testing.T) {

@@ -42,6 +42,13 @@ type Sync struct {
 	UpdatedAt    string  `json:"updated_at"`
 }
 
+// Capabilities are the transformers and sync handlers registered on a platform's agent,
+// sorted: the sync form offers a source platform's transformers only.
+type Capabilities struct {
+	Transformers []string `json:"transformers"`
+	Handlers     []string `json:"handlers"`
+}
+
 // TypeDifference is a column whose type differs between the source and target models.
 type TypeDifference struct {
 	Column     string `json:"column"`
@@ -204,7 +211,7 @@ func (in SyncInput) catalog(old catalog.Sync) catalog.Sync {
 		TargetPlatformID: in.TargetPlatformID, TargetModel: in.TargetModel,
 		UsePlatformRelations: in.UsePlatformRelations, IfExists: in.IfExists, SyncIDs: []string(in.SyncIDs),
 		SyncAllFields: in.SyncAllFields, FieldMappings: in.FieldMappings,
-		UseTransformerClass: in.UseTransformerClass, Interval: in.Interval,
+		UseTransformerClass: in.UseTransformerClass, TransformerConfig: in.TransformerConfig, Interval: in.Interval,
 	}
 }
 

@@ -90,8 +90,8 @@ func TestOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if v, err := s.SchemaVersion(ctx); err != nil || v != 1 {
-			t.Fatalf("schema version = %d, %v; want 1", v, err)
+		if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
+			t.Fatalf("schema version = %d, %v; want 2", v, err)
 		}
 		if rev := mustRevision(t, s); rev != 0 {
 			t.Fatalf("revision = %d, want 0", rev)
@@ -140,8 +140,8 @@ func TestOpen(t *testing.T) {
 		}
 		db := mustRawDB(t, path)
 		var n int
-		if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-			t.Fatalf("schema_migrations rows = %d, %v; want 1", n, err)
+		if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("schema_migrations rows = %d, %v; want 2", n, err)
 		}
 	})
 

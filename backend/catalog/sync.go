@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,11 +9,13 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/transform"
 )
 
 // Sync is one one-way sync from a source platform's model to a target platform's model,
@@ -33,6 +36,9 @@ type Sync struct {
 	SyncAllFields        bool              `json:"sync_all_fields"`
 	FieldMappings        map[string]string `json:"field_mappings"`
 	UseTransformerClass  *string           `json:"use_transformer_class"`
+	// TransformerConfig is the JSON object handed to the transformer (docs/protocol.md
+	// section 9), nil when it takes none.
+	TransformerConfig json.RawMessage `json:"transformer_config"`
 	HasErrors            bool              `json:"has_errors"`
 	ErrorMessage         *string           `json:"error_message"`
 	Interval             int64             `json:"interval"`
@@ -71,6 +77,7 @@ func (s Sync) Protocol() protocol.Sync {
 		SyncAllFields:        s.SyncAllFields,
 		FieldMappings:        fm,
 		UseTransformerClass:  cloneString(s.UseTransformerClass),
+		TransformerConfig:    slices.Clone(s.TransformerConfig),
 		Interval:             s.Interval,
 	}
 }
@@ -147,12 +154,57 @@ func (s *Sync) normalize() error {
 		}
 	}
 
+	if err := s.normalizeTransformerConfig(); err != nil {
+		return err
+	}
+
 	s.SyncableType = trimmedOrNil(s.SyncableType)
 	if t := s.SyncableType; t != nil && (utf8.RuneCountInString(*t) > maxSyncableTypeLen || hasControl(*t)) {
 		return invalid("syncable_type", "syncable_type must be at most %d characters without control characters", maxSyncableTypeLen)
 	}
 	return nil
 }
+
+// normalizeTransformerConfig checks transformer_config: absent or null is nil; else a JSON
+// object, compacted, for a sync that names a transformer. The config of a built-in
+// transformer (declarative, lowercase_email) is checked as its agent will check it; the
+// others' on Sync Platforms, by the agent that has them.
+func (s *Sync) normalizeTransformerConfig() error {
+	raw := bytes.TrimSpace(s.TransformerConfig)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		s.TransformerConfig = nil
+		return s.checkBuiltInTransformer()
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return invalid("transformer_config", "transformer_config must be a JSON object")
+	}
+	if s.UseTransformerClass == nil {
+		return invalid("transformer_config", "transformer_config is set but no transformer is chosen")
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return invalid("transformer_config", "transformer_config must be a JSON object")
+	}
+	s.TransformerConfig = buf.Bytes()
+	return s.checkBuiltInTransformer()
+}
+
+// checkBuiltInTransformer checks the config of a built-in transformer.
+func (s *Sync) checkBuiltInTransformer() error {
+	if s.UseTransformerClass == nil {
+		return nil
+	}
+	if _, builtIn := builtInTransformers.Lookup(*s.UseTransformerClass); builtIn {
+		if _, err := builtInTransformers.New(*s.UseTransformerClass, s.TransformerConfig); err != nil {
+			return invalid("transformer_config", "%s", strings.TrimPrefix(err.Error(), transform.ErrBadConfig.Error()+": "))
+		}
+	}
+	return nil
+}
+
+// builtInTransformers are the transformers every agent has.
+var builtInTransformers = transform.Default()
 
 // normalizeModel trims a model name and checks that it is a table name.
 func normalizeModel(field, side, model string) (string, error) {
@@ -260,19 +312,22 @@ func resolveSync(ctx context.Context, tx *sql.Tx, s *Sync) error {
 // syncColumns lists the columns scanSync reads, in order.
 const syncColumns = `id, syncable_id, syncable_type, source_platform_id, source_model, target_platform_id,
 	target_model, use_platform_relations, if_exists, sync_ids, sync_all_fields, field_mappings,
-	use_transformer_class, has_errors, error_message, "interval", last_sync, status, title, created_at, updated_at`
+	use_transformer_class, has_errors, error_message, "interval", last_sync, status, title, created_at, updated_at,
+	transformer_config`
 
 func scanSync(row scanner) (Sync, error) {
 	var (
 		s                                              Sync
 		syncableID                                     sql.NullInt64
 		syncableType, ids, mappings, transformer, emsg sql.NullString
+		transformerConfig                              sql.NullString
 		lastSync                                       sql.NullString
 		created, updated                               string
 	)
 	err := row.Scan(&s.ID, &syncableID, &syncableType, &s.SourcePlatformID, &s.SourceModel, &s.TargetPlatformID,
 		&s.TargetModel, &s.UsePlatformRelations, &s.IfExists, &ids, &s.SyncAllFields, &mappings,
-		&transformer, &s.HasErrors, &emsg, &s.Interval, &lastSync, &s.Status, &s.Title, &created, &updated)
+		&transformer, &s.HasErrors, &emsg, &s.Interval, &lastSync, &s.Status, &s.Title, &created, &updated,
+		&transformerConfig)
 	if err != nil {
 		return Sync{}, err
 	}
@@ -285,6 +340,9 @@ func scanSync(row scanner) (Sync, error) {
 		if err := json.Unmarshal([]byte(ids.String), &s.SyncIDs); err != nil {
 			return Sync{}, fmt.Errorf("sync %d: decode sync_ids: %w", s.ID, err)
 		}
+	}
+	if transformerConfig.Valid {
+		s.TransformerConfig = json.RawMessage(transformerConfig.String)
 	}
 	if mappings.Valid {
 		if err := json.Unmarshal([]byte(mappings.String), &s.FieldMappings); err != nil {
@@ -306,7 +364,8 @@ func scanSync(row scanner) (Sync, error) {
 // syncArgs encodes the editable columns of a sync for INSERT and UPDATE, in the order
 // syncable_id, syncable_type, source_platform_id, source_model, target_platform_id,
 // target_model, use_platform_relations, if_exists, sync_ids, sync_all_fields,
-// field_mappings, use_transformer_class, interval, status, title. nil lists stay NULL.
+// field_mappings, use_transformer_class, interval, status, title, transformer_config. nil
+// lists stay NULL.
 func syncArgs(s Sync) ([]any, error) {
 	var (
 		syncableID    sql.NullInt64
@@ -329,9 +388,13 @@ func syncArgs(s Sync) ([]any, error) {
 		}
 		mappings = sql.NullString{String: string(b), Valid: true}
 	}
+	var config sql.NullString
+	if s.TransformerConfig != nil {
+		config = sql.NullString{String: string(s.TransformerConfig), Valid: true}
+	}
 	return []any{syncableID, nullString(s.SyncableType), s.SourcePlatformID, s.SourceModel, s.TargetPlatformID,
 		s.TargetModel, s.UsePlatformRelations, s.IfExists, ids, s.SyncAllFields, mappings,
-		nullString(s.UseTransformerClass), s.Interval, s.Status, s.Title}, nil
+		nullString(s.UseTransformerClass), s.Interval, s.Status, s.Title, config}, nil
 }
 
 // SyncFilter selects syncs; a zero field matches every value.
@@ -422,8 +485,8 @@ func (s *Store) CreateSync(ctx context.Context, sy Sync) (Sync, error) {
 		res, err := tx.ExecContext(ctx, `INSERT INTO syncs
 			(syncable_id, syncable_type, source_platform_id, source_model, target_platform_id, target_model,
 			 use_platform_relations, if_exists, sync_ids, sync_all_fields, field_mappings, use_transformer_class,
-			 "interval", status, title, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(args, now, now)...)
+			 "interval", status, title, transformer_config, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, append(args, now, now)...)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("create sync: %w", ErrConflict)
 		}
@@ -456,6 +519,7 @@ type syncEdit struct {
 	SyncAllFields        bool
 	FieldMappings        map[string]string
 	UseTransformerClass  *string
+	TransformerConfig    string
 	Interval             int64
 	Status               bool
 	Title                string
@@ -464,7 +528,7 @@ type syncEdit struct {
 func (s Sync) edit() syncEdit {
 	return syncEdit{s.SyncableID, s.SyncableType, s.SourcePlatformID, s.SourceModel, s.TargetPlatformID,
 		s.TargetModel, s.UsePlatformRelations, s.IfExists, s.SyncIDs, s.SyncAllFields, s.FieldMappings,
-		s.UseTransformerClass, s.Interval, s.Status, s.Title}
+		s.UseTransformerClass, string(s.TransformerConfig), s.Interval, s.Status, s.Title}
 }
 
 // UpdateSync replaces the editable fields of sync sy.ID, generates its title anew and
@@ -492,7 +556,7 @@ func (s *Store) UpdateSync(ctx context.Context, sy Sync) (Sync, error) {
 		_, err = tx.ExecContext(ctx, `UPDATE syncs SET syncable_id = ?, syncable_type = ?, source_platform_id = ?,
 			source_model = ?, target_platform_id = ?, target_model = ?, use_platform_relations = ?, if_exists = ?,
 			sync_ids = ?, sync_all_fields = ?, field_mappings = ?, use_transformer_class = ?, "interval" = ?,
-			status = ?, title = ?, updated_at = ? WHERE id = ?`, append(args, formatTime(s.now()), sy.ID)...)
+			status = ?, title = ?, transformer_config = ?, updated_at = ? WHERE id = ?`, append(args, formatTime(s.now()), sy.ID)...)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("update sync %d: %w", sy.ID, ErrConflict)
 		}

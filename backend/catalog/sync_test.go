@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -110,6 +111,14 @@ func TestStore_CreateSync(t *testing.T) {
 			{"MappingSourceTwice", func(s *catalog.Sync) { s.FieldMappings = map[string]string{"a": "x", " a": "y"} }, "field_mappings"},
 			{"EmptySyncID", func(s *catalog.Sync) { s.SyncIDs = []string{"1", " "} }, "sync_ids"},
 			{"TransformerWithSpace", func(s *catalog.Sync) { s.UseTransformerClass = ptr("my transformer") }, "use_transformer_class"},
+			{"TransformerConfigWithoutTransformer", func(s *catalog.Sync) { s.TransformerConfig = json.RawMessage(`{"drop":["a"]}`) }, "transformer_config"},
+			{"TransformerConfigNotObject", func(s *catalog.Sync) {
+				s.UseTransformerClass, s.TransformerConfig = ptr("custom"), json.RawMessage(`["a"]`)
+			}, "transformer_config"},
+			{"DeclarativeConfigRefused", func(s *catalog.Sync) {
+				s.UseTransformerClass, s.TransformerConfig = ptr("declarative"), json.RawMessage(`{"rename":{"a":1}}`)
+			}, "transformer_config"},
+			{"DeclarativeWithoutConfig", func(s *catalog.Sync) { s.UseTransformerClass = ptr("declarative") }, "transformer_config"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -313,6 +322,37 @@ func TestStore_SyncsForPlatform(t *testing.T) {
 	}
 	if _, err := s.SyncsForPlatform(ctx, 99); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("SyncsForPlatform(99) = %v", err)
+	}
+}
+
+// TestStore_TransformerConfig stores transformer_config compacted, hands it to agents in
+// the desired state, and changes it (bumping the revision); null clears it.
+func TestStore_TransformerConfig(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t)
+	shop, blog := MustCreatePlatform(t, s, "Shop"), MustCreatePlatform(t, s, "Blog")
+	sy, err := s.CreateSync(ctx, catalog.Sync{SourcePlatformID: shop.ID, SourceModel: "users", TargetPlatformID: blog.ID,
+		TargetModel: "users", SyncAllFields: true, Interval: 1, UseTransformerClass: ptr("declarative"),
+		TransformerConfig: json.RawMessage(`{ "drop": ["password"],
+			"rename": {"email": "user_email"} }`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"drop":["password"],"rename":{"email":"user_email"}}`
+	if string(sy.TransformerConfig) != want || string(sy.Protocol().TransformerConfig) != want {
+		t.Fatalf("stored %s", sy.TransformerConfig)
+	}
+	rev := mustRevision(t, s)
+	sy.UseTransformerClass, sy.TransformerConfig = ptr("custom_go_transformer"), json.RawMessage(`{"anything":[1]}`)
+	if sy, err = s.UpdateSync(ctx, sy); err != nil || string(sy.TransformerConfig) != `{"anything":[1]}` {
+		t.Fatalf("update = %s, %v", sy.TransformerConfig, err)
+	}
+	if mustRevision(t, s) != rev+1 {
+		t.Fatal("changing the config did not bump the revision")
+	}
+	sy.UseTransformerClass, sy.TransformerConfig = nil, json.RawMessage(`null`)
+	if sy, err = s.UpdateSync(ctx, sy); err != nil || sy.TransformerConfig != nil || sy.Protocol().TransformerConfig != nil {
+		t.Fatalf("cleared = %s, %v", sy.TransformerConfig, err)
 	}
 }
 
