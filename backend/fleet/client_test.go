@@ -78,6 +78,9 @@ func TestClient_SignsEveryRequest(t *testing.T) {
 			if m, err := c.Models(ctx); err != nil || len(m) != 1 || m[0].Name != "posts" {
 				t.Fatalf("Models = %+v, %v", m, err)
 			}
+			if caps, err := c.Capabilities(ctx); err != nil || len(caps.Transformers) != 1 || caps.Handlers == nil {
+				t.Fatalf("Capabilities = %+v, %v", caps, err)
+			}
 			if p, err := c.Platforms(ctx); err != nil || len(p) != 1 {
 				t.Fatalf("Platforms = %+v, %v", p, err)
 			}

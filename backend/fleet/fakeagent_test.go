@@ -248,7 +248,7 @@ func (a *fakeAgent) route(w http.ResponseWriter, r *http.Request, body []byte) e
 			Name:    "posts",
 			Columns: []protocol.Column{{Name: "id", Type: "INTEGER", PrimaryKey: true}},
 			Unique:  [][]string{{"ulid"}},
-		}}})
+		}}, Transformers: []string{"declarative"}})
 	case path == "/api/platforms" && r.Method == http.MethodGet:
 		out := []protocol.Platform{}
 		if a.state != nil {
