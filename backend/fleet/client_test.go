@@ -105,7 +105,7 @@ func TestClient_SignsEveryRequest(t *testing.T) {
 			_, _, _, reqs := a.snapshot()
 			wantURIs := []string{
 				"GET /api/health", "POST /api/enroll", "PUT /api/state", "GET /api/state", "GET /api/status",
-				"GET /api/models", "GET /api/platforms", "GET /api/platforms?page=2&q=a%20b&x=%2F",
+				"GET /api/models", "GET /api/models", "GET /api/platforms", "GET /api/platforms?page=2&q=a%20b&x=%2F",
 				"POST /api/syncs/7/reconcile", "GET /api/relations/posts/01HZ%20a%2Fb%3Fc",
 				"PUT /api/relations/posts/01HZ", "DELETE /api/syncs/7",
 			}
