@@ -7,7 +7,8 @@
 #     got enrolled (the click went through the webview to Go and on to the agents);
 #   - clicks the Platforms nav item and checks the page changed;
 #   - sends SIGTERM and checks the app exits 0.
-# Screenshots are kept in $MOOXSYNC_WINDOW_ARTIFACTS (default: a temp directory, printed).
+# Screenshots and logs are kept in $MOOXSYNC_WINDOW_ARTIFACTS, default build/artifacts/window
+# (emptied first).
 # Run by `make test` when CI=true or MOOXSYNC_WINDOW_TEST=1; a cold desktop build takes
 # about three minutes.
 set -euo pipefail
@@ -28,6 +29,7 @@ if [ "${1:-}" = --inner ]; then
 
   echo -n mooxsync-window-test | gnome-keyring-daemon --unlock --components=secrets >/dev/null
 
+  rm -f "$art/ready"
   "$root/bin/mooxsync-demo" up --dir "$art/demo" --shop-port "$shop_port" --blog-port "$blog_port" \
     --ready-file "$art/ready" >"$art/demo.log" 2>&1 &
   demo_pid=$!
@@ -110,7 +112,12 @@ start=$(date +%s)
 make --no-print-directory -s desktop agent demo
 echo "window-test: built in $(($(date +%s) - start)) s"
 
-art=${MOOXSYNC_WINDOW_ARTIFACTS:-$(mktemp -d /tmp/mooxsync-window-XXXXXX)}
+if [ -n "${MOOXSYNC_WINDOW_ARTIFACTS:-}" ]; then
+  art=$MOOXSYNC_WINDOW_ARTIFACTS
+else
+  art=$root/build/artifacts/window
+  rm -rf "$art" # only the default directory is emptied, never one a caller named
+fi
 mkdir -p "$art"
 home=$(mktemp -d /tmp/mooxsync-window-home-XXXXXX)
 trap 'rm -rf "$home"' EXIT

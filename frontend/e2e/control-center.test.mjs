@@ -5,11 +5,13 @@
 // by the agents, Sync Platforms again, insert a row into the source database with plain SQL
 // and see it in the target database and on the Dashboard, then lose an agent.
 //
-// Screenshots of every page land in the artifacts directory (printed at the end; set
-// MOOXSYNC_E2E_ARTIFACTS to choose it), and one per failed step. Without chromium the test
+// Screenshots of every page land in build/artifacts/e2e (MOOXSYNC_E2E_ARTIFACTS chooses
+// another directory), and one per failed step; after a failure the processes' logs and
+// databases stay in the temp directory printed at the end. Without chromium the test
 // is skipped, unless CI=true: then it fails.
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   buildBinaries,
@@ -92,7 +94,11 @@ describe('control center in web mode with real agents', { skip, timeout: 5 * 60_
   after(async () => {
     await browser?.close().catch(() => {})
     await stopAll()
-    if (work) console.log(`e2e artifacts (screenshots): ${work.artifacts}\ne2e logs and databases: ${work.dir}`)
+    if (!work) return
+    console.log(`e2e artifacts (screenshots): ${work.artifacts}`)
+    // The processes' logs and databases are kept when something failed.
+    if (failed) console.log(`e2e logs and databases: ${work.dir}`)
+    else rmSync(work.dir, { recursive: true, force: true })
   })
 
   const step = (name, fn) =>

@@ -2,7 +2,7 @@
 // bin/mooxsync-demo), processes on loopback with their logs in a temp directory, and
 // Debian's chromium driven by playwright-core. Nothing here talks to anything but 127.0.0.1.
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -34,10 +34,18 @@ export const chromiumArgs = [
   '--disable-sync',
 ]
 
-/** A temp directory for one run: databases, state, logs; artifacts go to its artifacts/. */
+/**
+ * A temp directory for one run (databases, agent state, logs), and the artifacts directory
+ * for screenshots: $MOOXSYNC_E2E_ARTIFACTS, default build/artifacts/e2e (emptied first).
+ */
 export function workDir() {
   const dir = mkdtempSync(join(tmpdir(), 'mooxsync-e2e-'))
-  const artifacts = process.env.MOOXSYNC_E2E_ARTIFACTS || join(dir, 'artifacts')
+  let artifacts = process.env.MOOXSYNC_E2E_ARTIFACTS
+  if (!artifacts) {
+    // Only the default directory is emptied, never one a caller named.
+    artifacts = join(root, 'build', 'artifacts', 'e2e')
+    rmSync(artifacts, { recursive: true, force: true })
+  }
   mkdirSync(artifacts, { recursive: true })
   return { dir, artifacts }
 }
