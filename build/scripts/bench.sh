@@ -21,3 +21,11 @@ gobench ./backend/deliver/ 'BenchmarkPipelineSQLite' 1x
 echo
 echo "=== Sync Platforms to 200 agents in one process on loopback (target: under 3 s)"
 gobench ./backend/fleet/ 'BenchmarkSyncPlatforms200' 3x
+
+echo
+echo "=== End to end: source and target agents as processes on loopback, SQLite at both ends, 200000 rows"
+echo "    (targets: e2e/raw >= 0.5, e2e/legacy >= 10, latency p99 <= 250 ms, agent peak RSS <= 100 MB;"
+echo "    a miss is reported, not failed; the last line is the JSON summary)"
+# make bench builds the agent first; build it here too when the script runs on its own.
+CGO_ENABLED=1 go build -o bin/mooxsync-agent ./backend/cmd/mooxsync-agent
+go run ./backend/cmd/mooxsync-bench --agent bin/mooxsync-agent
