@@ -363,7 +363,9 @@ func (p *Pump) Run(ctx context.Context) error {
 			wait = p.opts.PollMin
 		default:
 			failing = false
-			wait = min(2*wait, p.opts.PollMax)
+			// After full rounds wait is 0: an empty round must start the back-off from
+			// PollMin, not stay at 0 and spin.
+			wait = min(max(2*wait, p.opts.PollMin), p.opts.PollMax)
 			if p.listening.Load() {
 				wait = p.opts.SafetyPoll
 			}

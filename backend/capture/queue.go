@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -303,15 +304,15 @@ func (q *Queue) ScanModels(ctx context.Context, models []string, after, upto int
 	var rows *sql.Rows
 	if len(models) == 1 {
 		rows, err = q.db.QueryContext(ctx, `SELECT id, model, op, row_image, origin_platform_id, changed_at FROM capture_queue
-			WHERE model = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?`, models[0], after, upto, limit)
+			WHERE model = ? AND id > ? AND id <= ? ORDER BY id LIMIT `+strconv.Itoa(limit), models[0], after, upto)
 	} else {
 		args := make([]any, 0, len(models)+3)
 		for _, m := range models {
 			args = append(args, m)
 		}
-		args = append(args, after, upto, limit)
+		args = append(args, after, upto)
 		rows, err = q.db.QueryContext(ctx, `SELECT id, model, op, row_image, origin_platform_id, changed_at FROM capture_queue
-			WHERE model IN (?`+strings.Repeat(", ?", len(models)-1)+`) AND id > ? AND id <= ? ORDER BY id LIMIT ?`, args...)
+			WHERE model IN (?`+strings.Repeat(", ?", len(models)-1)+`) AND id > ? AND id <= ? ORDER BY id LIMIT `+strconv.Itoa(limit), args...)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("scan capture queue: %w", err)
@@ -399,7 +400,7 @@ func (q *Queue) Purge(ctx context.Context, upto int64) (int64, error) {
 		var n int64
 		err := inTx(ctx, q.db, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `DELETE FROM capture_queue WHERE id IN
-				(SELECT id FROM capture_queue WHERE id <= ? ORDER BY id LIMIT ?)`, upto, purgeChunk)
+				(SELECT id FROM capture_queue WHERE id <= ? ORDER BY id LIMIT `+strconv.Itoa(purgeChunk)+`)`, upto)
 			if err != nil {
 				return err
 			}

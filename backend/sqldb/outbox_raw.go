@@ -39,7 +39,9 @@ func (db *DB) ReadChangesRaw(ctx context.Context, afterSeq int64, limit int) ([]
 	q := "SELECT " + d.QuoteIdent("seq") + ", " + d.QuoteIdent("model") + ", " + d.QuoteIdent("op") + ", " +
 		d.QuoteIdent("row_image") + ", " + d.QuoteIdent("origin_platform_id") + ", " + d.QuoteIdent("changed_at") +
 		" FROM " + d.QuoteIdent(OutboxTable) + " WHERE " + d.QuoteIdent("seq") + " > " + d.Placeholder(1) +
-		" ORDER BY " + d.QuoteIdent("seq") + " LIMIT " + d.Placeholder(2)
+		" ORDER BY " + d.QuoteIdent("seq") + " LIMIT " + strconv.Itoa(limit)
+	// The limit is a literal: SQLite recompiles a statement whenever a new value is bound to
+	// LIMIT ?, so a bound limit would undo the cached statement below.
 	// A statement prepared once: the reader runs it every few milliseconds while changes
 	// trickle in, and preparing it again each time would cost more than the read.
 	stmt, err := db.cachedStmt(ctx, q)
@@ -48,9 +50,9 @@ func (db *DB) ReadChangesRaw(ctx context.Context, afterSeq int64, limit int) ([]
 	}
 	var rows *sql.Rows
 	if stmt != nil {
-		rows, err = stmt.QueryContext(ctx, afterSeq, limit)
+		rows, err = stmt.QueryContext(ctx, afterSeq)
 	} else {
-		rows, err = db.sql.QueryContext(ctx, q, afterSeq, limit)
+		rows, err = db.sql.QueryContext(ctx, q, afterSeq)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read changes: %w", err)
