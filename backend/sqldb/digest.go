@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -104,10 +105,7 @@ func AppendCanonical(b []byte, v any) []byte {
 	case nil:
 		return append(b, 0)
 	case string:
-		if t, ok := datetimeText(x); ok {
-			return appendScalar(b, t)
-		}
-		return appendScalar(b, x)
+		return appendString(b, x)
 	case json.Number:
 		return appendScalar(b, canonicalNumber(string(x)))
 	case bool:
@@ -141,11 +139,11 @@ func AppendCanonical(b []byte, v any) []byte {
 	case uint64:
 		return appendScalar(b, strconv.FormatUint(x, 10))
 	case float64:
-		return appendScalar(b, canonicalFloat(x, 64))
+		return appendFloat(b, x, 64)
 	case float32:
-		return appendScalar(b, canonicalFloat(float64(x), 32))
+		return appendFloat(b, float64(x), 32)
 	case time.Time:
-		return appendScalar(b, x.UTC().Truncate(time.Second).Format(time.RFC3339))
+		return appendDatetime(b, x)
 	case []byte:
 		return appendScalar(b, base64.StdEncoding.EncodeToString(x))
 	case json.RawMessage:
@@ -175,23 +173,80 @@ func appendText(b []byte, s string) []byte {
 
 func appendScalar(b []byte, s string) []byte { return appendText(append(b, 1), s) }
 
-// datetimeText returns a date or datetime string as its instant in UTC, whole seconds.
-func datetimeText(s string) (string, bool) {
+// datetimeOf parses a string that is a date or a datetime (ParseDatetime).
+func datetimeOf(s string) (time.Time, bool) {
 	if len(s) < 10 || len(s) > 40 || s[4] != '-' || !isDigit(s[0]) {
-		return "", false
+		return time.Time{}, false
 	}
-	t, ok := ParseDatetime(s)
-	if !ok {
-		return "", false
-	}
-	return t.Truncate(time.Second).Format(time.RFC3339), true
+	return ParseDatetime(s)
 }
 
-func canonicalFloat(f float64, bitSize int) string {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return strconv.FormatFloat(f, 'g', -1, 64)
+// appendDatetime appends the scalar of an instant: UTC, whole seconds, RFC 3339.
+func appendDatetime(b []byte, t time.Time) []byte {
+	t = t.UTC().Truncate(time.Second)
+	y, mo, d := t.Date()
+	if y < 1 || y > 9999 {
+		return appendScalar(b, t.Format(time.RFC3339))
 	}
-	return canonicalNumber(strconv.FormatFloat(f, 'g', -1, bitSize))
+	h, mi, sec := t.Clock()
+	b = append(b, 1, 20) // "2006-01-02T15:04:05Z" is 20 bytes
+	b = appendInt(b, y, 4)
+	b = appendInt(append(b, '-'), int(mo), 2)
+	b = appendInt(append(b, '-'), d, 2)
+	b = appendInt(append(b, 'T'), h, 2)
+	b = appendInt(append(b, ':'), mi, 2)
+	b = appendInt(append(b, ':'), sec, 2)
+	return append(b, 'Z')
+}
+
+// appendFloat appends the scalar of a binary float of bitSize bits: its shortest decimal,
+// canonical.
+func appendFloat(b []byte, f float64, bitSize int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return appendScalar(b, strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	var buf [32]byte
+	n := strconv.AppendFloat(buf[:0], f, 'g', -1, bitSize)
+	if canonicalDecimal(n) {
+		return append(binary.AppendUvarint(append(b, 1), uint64(len(n))), n...)
+	}
+	return appendScalar(b, canonicalNumber(string(n)))
+}
+
+// canonicalDecimal reports whether n is a number already in canonical form:
+// -?(0|[1-9][0-9]*)(.[0-9]*[1-9])? and not "-0".
+func canonicalDecimal[T string | []byte](n T) bool {
+	i := 0
+	if i < len(n) && n[i] == '-' {
+		i++
+	}
+	switch {
+	case i >= len(n):
+		return false
+	case n[i] == '0':
+		i++
+		if i == len(n) {
+			return n[0] != '-'
+		}
+	case n[i] >= '1' && n[i] <= '9':
+		for i < len(n) && isDigit(n[i]) {
+			i++
+		}
+		if i == len(n) {
+			return true
+		}
+	default:
+		return false
+	}
+	if n[i] != '.' || i+1 == len(n) {
+		return false
+	}
+	for i++; i < len(n); i++ {
+		if !isDigit(n[i]) {
+			return false
+		}
+	}
+	return n[len(n)-1] != '0'
 }
 
 // canonicalNumber renders a decimal number literal canonically (see RowHasher); text that
@@ -202,14 +257,8 @@ func canonicalNumber(s string) string {
 		neg = s[i] == '-'
 		i++
 	}
-	// Fast path: a plain integer without leading zeros is already canonical.
-	if j := i; j < len(s) && s[j] != '0' {
-		for j < len(s) && isDigit(s[j]) {
-			j++
-		}
-		if j == len(s) && s[0] != '+' {
-			return s
-		}
+	if canonicalDecimal(s) {
+		return s
 	}
 	var digits []byte
 	exp := 0 // value = digits × 10^exp
@@ -345,6 +394,10 @@ func appendRawCanonical(b []byte, c *column, v any) []byte {
 			n := strconv.AppendInt(num[:0], x, 10)
 			return append(binary.AppendUvarint(append(b, 1), uint64(len(n))), n...)
 		}
+	case float64:
+		if c.kind != kindBool && !isDatetimeKind(c.kind) {
+			return appendFloat(b, x, 64)
+		}
 	case bool:
 		if x {
 			return appendScalar(b, "1")
@@ -352,10 +405,7 @@ func appendRawCanonical(b []byte, c *column, v any) []byte {
 		return appendScalar(b, "0")
 	case time.Time:
 		if isDatetimeKind(c.kind) && c.kind != kindDate && !x.IsZero() {
-			if y := x.UTC().Year(); y >= 1 && y <= 9999 {
-				n := x.UTC().Truncate(time.Second).AppendFormat(num[:0], time.RFC3339)
-				return append(binary.AppendUvarint(append(b, 1), uint64(len(n))), n...)
-			}
+			return appendDatetime(b, x)
 		}
 	}
 	return AppendCanonical(b, normalize(c, scanned(c, v), fromScan))
@@ -368,6 +418,9 @@ func appendRawString(b []byte, k kind, s string) ([]byte, bool) {
 	case kindText, kindOther, kindTime:
 		return appendString(b, s), true
 	case kindInt, kindFloat, kindDecimal:
+		if canonicalDecimal(s) {
+			return appendScalar(b, s), true
+		}
 		if isNumber(s) {
 			return appendScalar(b, canonicalNumber(s)), true
 		}
@@ -378,9 +431,7 @@ func appendRawString(b []byte, k kind, s string) ([]byte, bool) {
 		}
 		if t, ok := ParseDatetime(s); ok {
 			if y := t.Year(); y >= 1 && y <= 9999 {
-				var buf [24]byte
-				n := t.Truncate(time.Second).AppendFormat(buf[:0], time.RFC3339)
-				return append(binary.AppendUvarint(append(b, 1), uint64(len(n))), n...), true
+				return appendDatetime(b, t), true
 			}
 			return nil, false
 		}
@@ -393,8 +444,8 @@ func appendRawString(b []byte, k kind, s string) ([]byte, bool) {
 
 // appendString is AppendCanonical of a string.
 func appendString(b []byte, s string) []byte {
-	if t, ok := datetimeText(s); ok {
-		return appendScalar(b, t)
+	if t, ok := datetimeOf(s); ok {
+		return appendDatetime(b, t)
 	}
 	return appendScalar(b, s)
 }
@@ -404,7 +455,12 @@ func appendString(b []byte, s string) []byte {
 // when the text is not a document encoding/json would decode the same way (invalid, or an
 // object with a repeated name): the caller then takes the slow path.
 func appendCanonicalJSON(b []byte, text string) ([]byte, bool) {
-	p := jsonCanon{s: text}
+	p := jsonPool.Get().(*jsonCanon)
+	defer func() {
+		p.s = "" // keep no document alive in the pool
+		jsonPool.Put(p)
+	}()
+	p.s, p.i = text, 0
 	p.ws()
 	out, ok := p.value(b, 0)
 	if !ok {
@@ -414,10 +470,31 @@ func appendCanonicalJSON(b []byte, text string) ([]byte, bool) {
 	return out, p.i == len(p.s)
 }
 
-// jsonCanon is a small JSON parser that writes the canonical encoding as it reads.
+// jsonCanon is a small JSON parser that writes the canonical encoding as it reads. Its
+// scratch buffers (one per nesting depth) are kept from document to document.
 type jsonCanon struct {
-	s string
-	i int
+	s       string
+	i       int
+	bufs    [][]byte       // encoded elements or members of the container at each depth
+	members [][]jsonMember // the members of the object at each depth
+}
+
+// jsonMember is one member of an object being read: its name, and where its encoded name
+// and value lie in the depth's buffer.
+type jsonMember struct {
+	name       string
+	start, end int
+}
+
+var jsonPool = sync.Pool{New: func() any { return new(jsonCanon) }}
+
+// scratch returns the emptied buffers of depth d.
+func (p *jsonCanon) scratch(d int) ([]byte, []jsonMember) {
+	for len(p.bufs) <= d {
+		p.bufs = append(p.bufs, nil)
+		p.members = append(p.members, nil)
+	}
+	return p.bufs[d][:0], p.members[d][:0]
 }
 
 const maxJSONDepth = 256
@@ -443,10 +520,10 @@ func (p *jsonCanon) value(b []byte, depth int) ([]byte, bool) {
 	case c == '[':
 		p.i++
 		var (
-			elems []byte
-			n     int
-			ok    bool
+			n  int
+			ok bool
 		)
+		elems, _ := p.scratch(depth)
 		p.ws()
 		if p.i < len(p.s) && p.s[p.i] == ']' {
 			p.i++
@@ -462,6 +539,7 @@ func (p *jsonCanon) value(b []byte, depth int) ([]byte, bool) {
 				return nil, false
 			}
 		}
+		p.bufs[depth] = elems
 		return append(binary.AppendUvarint(append(b, 2), uint64(n)), elems...), true
 	case c == '"':
 		str, ok := p.str()
@@ -487,6 +565,8 @@ func (p *jsonCanon) value(b []byte, depth int) ([]byte, bool) {
 		return appendScalar(b, canonicalNumber(p.s[start:p.i])), true
 	}
 }
+
+func compareMembers(x, y jsonMember) int { return strings.Compare(x.name, y.name) }
 
 // next reads what follows an element of an array or object: a comma (done false) or the
 // closing bracket (done true); ok is false for anything else.
@@ -517,14 +597,7 @@ func (p *jsonCanon) lit(b []byte, word, text string) ([]byte, bool) {
 // object reads an object, encodes its members, and writes them sorted by name.
 func (p *jsonCanon) object(b []byte, depth int) ([]byte, bool) {
 	p.i++ // {
-	type member struct {
-		name       string
-		start, end int // the encoded name and value in enc
-	}
-	var (
-		members []member
-		enc     []byte
-	)
+	enc, members := p.scratch(depth)
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
@@ -550,12 +623,15 @@ func (p *jsonCanon) object(b []byte, depth int) ([]byte, bool) {
 		if enc, ok = p.value(enc, depth+1); !ok {
 			return nil, false
 		}
-		members = append(members, member{name, start, len(enc)})
+		members = append(members, jsonMember{name, start, len(enc)})
 		if done, ok = p.next('}'); !ok {
 			return nil, false
 		}
 	}
-	slices.SortFunc(members, func(x, y member) int { return strings.Compare(x.name, y.name) })
+	p.bufs[depth], p.members[depth] = enc, members
+	if !slices.IsSortedFunc(members, compareMembers) {
+		slices.SortFunc(members, compareMembers)
+	}
 	for i := 1; i < len(members); i++ {
 		if members[i].name == members[i-1].name {
 			return nil, false // a repeated name: encoding/json keeps the last one
