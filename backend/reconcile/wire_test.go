@@ -1,8 +1,12 @@
 package reconcile_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -140,5 +144,80 @@ func TestNewProjection(t *testing.T) {
 		if got := p.Key + ">" + p.TargetKey + ": " + strings.Join(parts, " "); got != tc.want {
 			t.Errorf("%s:\n got  %s\n want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestClientPeer_HTTP runs a reconciliation over HTTP, the target answering with
+// Target.Serve behind a handler as the agent mounts it (signing left out), errors in the
+// protocol's envelope.
+func TestClientPeer_HTTP(t *testing.T) {
+	src := sqldbtest.MustOpenSQLite(t)
+	dst := sqldbtest.MustOpenSQLite(t)
+	sqldbtest.CreatePosts(t, src, "posts")
+	sqldbtest.CreatePosts(t, dst, "posts")
+	fill(t, src, 0, 200)
+	f := newFixture(t, src, dst, postsSync)
+	target := reconcile.NewTarget(dst, apply.Config{})
+	const webhook = "/sync-webhook"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		endpoint, ok := strings.CutPrefix(r.URL.Path, webhook)
+		if !ok || r.Method != http.MethodPost {
+			protocol.WriteError(w, protocol.Errorf(protocol.CodeNotFound, "no route"))
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			protocol.WriteError(w, err)
+			return
+		}
+		out, err := target.Serve(r.Context(), postsSync, endpoint, body)
+		if err != nil {
+			protocol.WriteError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(out)
+	}))
+	defer srv.Close()
+	peer := reconcile.ClientPeer{Post: func(ctx context.Context, endpoint string, body []byte) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+webhook+endpoint, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, protocol.DecodeError(resp.StatusCode, out)
+		}
+		return out, nil
+	}}
+	ctx := context.Background()
+	source, err := reconcile.NewSource(ctx, src, postsSync, apply.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := reconcile.Run(ctx, source, peer, reconcile.Options{Repair: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, "over HTTP", rep, counts{Inserted: 200})
+
+	// A target without a column the source sends: the error crosses the wire with its code.
+	sqldbtest.MustExec(t, src, map[string]string{"": `ALTER TABLE posts ADD COLUMN subtitle TEXT`})
+	src.Refresh("posts")
+	source, err = reconcile.NewSource(ctx, src, postsSync, apply.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = reconcile.Run(ctx, source, peer, reconcile.Options{Repair: f})
+	if protocol.CodeOf(err) != protocol.CodeUnknownColumn || len(rep.Errors) != 1 {
+		t.Errorf("missing column: %v, report errors %q", err, rep.Errors)
 	}
 }
