@@ -138,6 +138,13 @@ type Options struct {
 	// InboxRetention is how long an applied batch is kept, its id answered as a duplicate,
 	// before it is pruned (default DefaultInboxRetention).
 	InboxRetention time.Duration
+	// Reconciler runs reconciliations (source side) and answers the target's reconcile
+	// endpoints; nil: the Source when it implements Reconciler (source.Source does),
+	// otherwise both are disabled.
+	Reconciler Reconciler
+	// BackupJob is SYNC_BACKUP_JOB_ENABLED: every enabled sync from this platform is
+	// reconciled every `interval` minutes of the sync (at least one).
+	BackupJob bool
 	// TLSFingerprint is the fingerprint of the certificate served, reported at enrollment;
 	// empty when serving plain HTTP.
 	TLSFingerprint string
@@ -165,6 +172,7 @@ type Agent struct {
 	bodies   *bodyBudget
 	decoded  *decodedBatches
 	workers  *workers
+	runs     *runs
 	stopOnce sync.Once
 	stopBg   chan struct{}
 	bgDone   chan struct{}
@@ -181,6 +189,9 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 	}
 	if opts.WebhookPath == "" {
 		opts.WebhookPath = protocol.DefaultWebhookPath
+	}
+	if r, ok := opts.Source.(Reconciler); ok && opts.Reconciler == nil {
+		opts.Reconciler = r // source.Source reconciles too
 	}
 	if err := CheckWebhookPath(opts.WebhookPath); err != nil {
 		return nil, err
@@ -247,6 +258,7 @@ func New(ctx context.Context, opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a.workers = newWorkers(a)
+	a.runs = newRuns()
 	return a, nil
 }
 
@@ -258,6 +270,7 @@ func (a *Agent) Start() {
 	a.applySource(context.Background())
 	a.mu.Unlock()
 	a.workers.reconcile()
+	a.runs.start(a)
 	go a.background()
 }
 
@@ -280,6 +293,7 @@ func (a *Agent) applySource(ctx context.Context) {
 func (a *Agent) Stop() {
 	a.stopOnce.Do(func() {
 		close(a.stopBg)
+		a.runs.stop()
 		a.workers.stopAll()
 		<-a.bgDone
 	})
@@ -396,6 +410,7 @@ func (a *Agent) setState(st protocol.State) {
 	a.desired.Store(&st)
 	a.applySource(context.Background())
 	a.workers.reconcile()
+	a.runs.stateChanged(a)
 }
 
 // normalizeState turns nil lists into empty ones, so that JSON shows [] rather than null.

@@ -253,8 +253,27 @@ func (a *Agent) status(w http.ResponseWriter, r *http.Request, _ []byte) error {
 		}
 		out.Syncs = append(out.Syncs, ss)
 	}
-	protocol.WriteJSON(w, http.StatusOK, out)
+	ext := statusWithReconcile{Status: out, Syncs: make([]syncStatusWithReconcile, len(out.Syncs))}
+	for i, ss := range out.Syncs {
+		ext.Syncs[i].SyncStatus = ss
+		if ss.Role == "source" {
+			ext.Syncs[i].Reconcile = a.runs.lastRun(ss.ID)
+		}
+	}
+	protocol.WriteJSON(w, http.StatusOK, ext)
 	return nil
+}
+
+// statusWithReconcile is protocol.Status with, for each sync from this platform, its last
+// reconciliation (the initial load while it runs, with its progress).
+type statusWithReconcile struct {
+	protocol.Status
+	Syncs []syncStatusWithReconcile `json:"syncs"`
+}
+
+type syncStatusWithReconcile struct {
+	protocol.SyncStatus
+	Reconcile *ReconcileRun `json:"reconcile,omitempty"`
 }
 
 // models answers GET /api/models with the tables of the application database.

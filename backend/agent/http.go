@@ -51,7 +51,10 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	handle("/api/token", methods{http.MethodPost: a.control(a.rotateToken)})
 	handle("/api/relations/{model}/{key}", methods{http.MethodGet: a.control(a.getRelations),
 		http.MethodPut: a.control(a.putRelations)})
+	handle("/api/syncs/{id}/reconcile", methods{http.MethodGet: a.control(a.reconcileRuns),
+		http.MethodPost: a.control(a.startReconcile)})
 	handle(a.opts.WebhookPath, methods{http.MethodPost: a.serve(a.webhook)})
+	handle(strings.TrimRight(a.opts.WebhookPath, "/")+"/reconcile/{endpoint}", methods{http.MethodPost: a.serve(a.reconcileData)})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		protocol.WriteError(w, protocol.Errorf(protocol.CodeNotFound, "no such endpoint"))
 	})

@@ -231,6 +231,13 @@ func (a *Applier) write(ctx context.Context, w *sqldb.Writer, s protocol.Sync, s
 			if err != nil {
 				return res, fmt.Errorf("changes %d-%d: %w", i, j-1, err)
 			}
+			keys := make([]string, j-i)
+			for k := range keys {
+				keys[k] = sqldb.KeyText(steps[i+k].value)
+			}
+			if err := w.MarkOwned(ctx, s.ID, s.TargetModel, keys); err != nil {
+				return res, fmt.Errorf("changes %d-%d: %w", i, j-1, err)
+			}
 			i = j
 			continue
 		}
@@ -249,6 +256,9 @@ func (a *Applier) writeOne(ctx context.Context, w *sqldb.Writer, s protocol.Sync
 		if err != nil {
 			return err
 		}
+		if err := w.Disown(ctx, s.TargetModel, []string{sqldb.KeyText(st.value)}); err != nil {
+			return err
+		}
 		if n == 0 {
 			res.Skipped++
 		}
@@ -261,6 +271,7 @@ func (a *Applier) writeOne(ctx context.Context, w *sqldb.Writer, s protocol.Sync
 		return err
 	case inserted:
 		res.Inserted++
+		return w.MarkOwned(ctx, s.ID, s.TargetModel, []string{sqldb.KeyText(st.value)})
 	case s.IfExists == protocol.IfExistsError:
 		return protocol.Errorf(protocol.CodeConflict,
 			"%s %s=%v exists on the target and the sync's if_exists is error", s.TargetModel, st.key, st.value)
@@ -583,6 +594,10 @@ func (a *Applier) ensureTables(ctx context.Context) error {
 		return err
 	}
 	if err := a.db.EnsureOutbox(ctx); err != nil {
+		return err
+	}
+	// Rows the syncs write are recorded as theirs, so reconciliation deletes only those.
+	if err := a.db.EnsureOwned(ctx); err != nil {
 		return err
 	}
 	a.ready = true

@@ -19,6 +19,7 @@ import (
 	"github.com/mooxsync/mooxsync/backend/capture"
 	"github.com/mooxsync/mooxsync/backend/deliver"
 	"github.com/mooxsync/mooxsync/backend/protocol"
+	"github.com/mooxsync/mooxsync/backend/reconcile"
 	"github.com/mooxsync/mooxsync/backend/sqldb"
 	"github.com/mooxsync/mooxsync/backend/transform"
 )
@@ -61,6 +62,9 @@ type Source struct {
 	last   *protocol.State
 	self   int64
 	failed bool // the last Apply did not reach the delivery side's end
+
+	targetOnce sync.Once
+	tgt        *reconcile.Target
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc

@@ -193,6 +193,7 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		TLSFingerprint:  fingerprint,
 		Retry:           cfg.RetryPolicy(),
 		InboxRetention:  time.Duration(cfg.InboxRetention),
+		BackupJob:       cfg.SyncBackupJob.Enabled,
 	})
 	if err != nil {
 		return err
