@@ -211,11 +211,13 @@ func (r *run) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			more, err := r.compare(ctx, children, level == 0)
-			if err != nil {
-				return err
+			for _, c := range chunk(children, MaxRanges, 0, nil, pieceSize) {
+				more, err := r.compare(ctx, c, level == 0)
+				if err != nil {
+					return err
+				}
+				next = append(next, more...)
 			}
-			next = append(next, more...)
 			start = end
 		}
 		frontier, parts = next, r.o.Fanout
@@ -298,27 +300,51 @@ func (r *run) compare(ctx context.Context, pieces []piece, top bool) ([]piece, e
 	return next, nil
 }
 
-// groups cuts pieces into runs of about rows source rows (and at most MaxRanges pieces),
-// in key order.
+// groups cuts pieces into runs of about rows source rows, in key order (and within the
+// limits of one request).
 func groups(ps []piece, rows int64) [][]piece {
 	sortPieces(ps)
+	return chunk(ps, MaxRanges, rows, func(p piece) int64 { return p.count }, pieceSize)
+}
+
+// requestBudget is about the most bytes of keys one request carries (a Target refuses
+// bodies over its limit; long keys, such as titles, make ranges large).
+const requestBudget = 4 << 20
+
+// chunk cuts items into consecutive runs: a run closes before it would pass max items,
+// a total weight of limit (when limit > 0), or requestBudget bytes by size. An item
+// heavier or larger than that alone makes a run of its own.
+func chunk[T any](items []T, max int, limit int64, weight func(T) int64, size func(T) int) [][]T {
 	var (
-		out [][]piece
-		n   int64
-		cur []piece
+		out    [][]T
+		start  int
+		w      int64
+		nbytes int
 	)
-	for _, p := range ps {
-		if len(cur) > 0 && (n+p.count > rows || len(cur) == MaxRanges) {
-			out, cur, n = append(out, cur), nil, 0
+	for i, it := range items {
+		var wi int64
+		if weight != nil {
+			wi = weight(it)
 		}
-		cur = append(cur, p)
-		n += p.count
+		si := size(it)
+		if i > start && (i-start == max || (limit > 0 && w+wi > limit) || nbytes+si > requestBudget) {
+			out = append(out, items[start:i])
+			start, w, nbytes = i, 0, 0
+		}
+		w += wi
+		nbytes += si
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+	if start < len(items) {
+		out = append(out, items[start:])
 	}
 	return out
 }
+
+// pieceSize is about the bytes a range takes in a request.
+func pieceSize(p piece) int { return len(p.r.Lo) + len(p.r.Hi) + 20 }
+
+// keySize is about the bytes a key takes in a request.
+func keySize(k string) int { return len(k) + 4 }
 
 // sortPieces sorts pieces (which do not overlap) in key order; "" as Lo is the first.
 func sortPieces(ps []piece) {
@@ -474,8 +500,7 @@ func (r *run) repairRows(ctx context.Context, created, updated []string) error {
 // deleteExtras deletes the target rows of keys that the sync owns and the source does not
 // have; the others are the target's own and are left alone.
 func (r *run) deleteExtras(ctx context.Context, keys []string) error {
-	for start := 0; start < len(keys); start += MaxKeys {
-		part := keys[start:min(start+MaxKeys, len(keys))]
+	for _, part := range chunk(keys, MaxKeys, 0, nil, keySize) {
 		req := OwnedRequest{SyncID: r.src.sync.ID, Keys: part}
 		resp, err := r.dst.Owned(ctx, req)
 		if err != nil {

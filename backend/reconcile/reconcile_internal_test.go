@@ -50,3 +50,22 @@ func TestGroups(t *testing.T) {
 		t.Errorf("groups = %q, want %q", shape, want)
 	}
 }
+
+func TestChunk(t *testing.T) {
+	size := func(n int) int { return n }
+	for _, tc := range []struct {
+		items []int
+		max   int
+		want  [][]int
+	}{
+		{nil, 3, nil},
+		{[]int{1, 2, 3, 4, 5, 6, 7}, 3, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}},
+		// By bytes: a run closes before passing requestBudget; a larger item stands alone.
+		{[]int{requestBudget / 2, requestBudget / 2, 1, requestBudget + 1, 2}, 10,
+			[][]int{{requestBudget / 2, requestBudget / 2}, {1}, {requestBudget + 1}, {2}}},
+	} {
+		if got := chunk(tc.items, tc.max, 0, nil, size); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("chunk(%v, %d) = %v, want %v", tc.items, tc.max, got, tc.want)
+		}
+	}
+}

@@ -24,10 +24,10 @@ const (
 
 // Limits a Target enforces on requests.
 const (
-	MaxRanges  = 16384   // ranges per hashes or keys request
-	MaxColumns = 1000    // columns per request
-	MaxKeys    = 10000   // keys per keys response and per owned request
-	maxBody    = 8 << 20 // bytes of a request body Serve decodes
+	MaxRanges  = 16384                     // ranges per hashes or keys request
+	MaxColumns = 1000                      // columns per request
+	MaxKeys    = 10000                     // keys per keys response and per owned request
+	maxBody    = protocol.DefaultBodyLimit // bytes of a request body Serve decodes
 )
 
 // Range is a key range on the wire: keys k with lo < k <= hi in byte order; an absent or
