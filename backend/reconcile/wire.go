@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/mooxsync/mooxsync/backend/apply"
 	"github.com/mooxsync/mooxsync/backend/protocol"
@@ -155,6 +156,9 @@ func LocalPeer(t *Target, s protocol.Sync) ClientPeer {
 type Target struct {
 	db     *sqldb.DB
 	unique []string
+
+	mu    sync.Mutex
+	owned bool // mooxsync_owned exists
 }
 
 // NewTarget returns a Target reading db; cfg holds the agent's identifier settings (empty
@@ -267,7 +271,7 @@ func (t *Target) Owned(ctx context.Context, s protocol.Sync, req OwnedRequest) (
 	if len(req.Keys) > MaxKeys {
 		return OwnedResponse{}, protocol.Errorf(protocol.CodeBadRequest, "more than %d keys", MaxKeys)
 	}
-	if err := t.db.EnsureOwned(ctx); err != nil {
+	if err := t.ensureOwned(ctx); err != nil {
 		return OwnedResponse{}, err
 	}
 	keys, err := t.db.OwnedAmong(ctx, s.ID, s.TargetModel, req.Keys)
@@ -275,6 +279,21 @@ func (t *Target) Owned(ctx context.Context, s protocol.Sync, req OwnedRequest) (
 		return OwnedResponse{}, err
 	}
 	return OwnedResponse{Keys: keys}, nil
+}
+
+// ensureOwned creates mooxsync_owned once (a target whose apply never ran has none: it
+// owns nothing).
+func (t *Target) ensureOwned(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.owned {
+		return nil
+	}
+	if err := t.db.EnsureOwned(ctx); err != nil {
+		return err
+	}
+	t.owned = true
+	return nil
 }
 
 // checkRequest validates what a hashes or keys request may read: only the sync's target
