@@ -191,6 +191,8 @@ export function mockBackend(): Plugin {
     for (const c of clients) c.write(`data: ${JSON.stringify({ name, data })}\n\n`)
   }
   let cancel = false
+  /** Platform relations of records, by "platform/model/key". */
+  const relations = new Map<string, number[]>()
   const snippet = (id: number, syncToken: string) => {
     const p = state.platforms.find((x) => x.id === id)
     if (!p) throw new RpcError(404, 'not_found', 'no such platform')
@@ -277,6 +279,21 @@ export function mockBackend(): Plugin {
     'SyncService.Reconcile': async (id: number, dry: boolean) => {
       await sleep(500)
       return `${dry ? 'dry run: ' : ''}sync ${id}: 3 ranges differ, 12 rows ${dry ? 'would be' : ''} repaired, 0 deleted`
+    },
+    'SyncService.Capabilities': async (id: number) => {
+      await sleep(200)
+      if (!state.models[id]) throw new RpcError(502, 'unreachable', 'the agent did not answer within 10s')
+      return { transformers: ['declarative', 'lowercase_email', 'meta', 'wp_user'], handlers: ['meta', 'wp_user'] }
+    },
+    'SyncService.Relations': async (id: number, model: string, key: string) => {
+      await sleep(200)
+      if (!state.models[id]?.some((m) => m.name === model)) throw new RpcError(422, 'unknown_model', `unknown model "${model}"`)
+      return relations.get(`${id}/${model}/${key}`) ?? []
+    },
+    'SyncService.SetRelations': async (id: number, model: string, key: string, ids: number[]) => {
+      await sleep(200)
+      relations.set(`${id}/${model}/${key}`, [...ids].sort((a, b) => a - b))
+      return relations.get(`${id}/${model}/${key}`)
     },
     'FleetService.Overview': () => agents(state),
     'FleetService.SyncPlatforms': async () => {

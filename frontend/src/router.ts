@@ -4,6 +4,7 @@ import { createRouter, createWebHashHistory, type RouteRecordRaw } from 'vue-rou
 import DashboardPage from './components/dashboard/DashboardPage.vue'
 import PlatformsPage from './components/platforms/PlatformsPage.vue'
 import SyncsPage from './components/syncs/SyncsPage.vue'
+import RelationsPage from './components/relations/RelationsPage.vue'
 import ActivityPage from './components/activity/ActivityPage.vue'
 import SettingsPage from './components/settings/SettingsPage.vue'
 
@@ -12,16 +13,18 @@ export const routes: RouteRecordRaw[] = [
   { path: '/dashboard', name: 'dashboard', component: DashboardPage },
   { path: '/platforms', name: 'platforms', component: PlatformsPage },
   { path: '/syncs', name: 'syncs', component: SyncsPage },
+  { path: '/relations', name: 'relations', component: RelationsPage },
   { path: '/activity', name: 'activity', component: ActivityPage },
   { path: '/settings', name: 'settings', component: SettingsPage },
   { path: '/:pathMatch(.*)*', redirect: '/dashboard' },
 ]
 
-/** The left navigation, in order; Alt+1…5 and "g <key>" jump to them. */
+/** The left navigation, in order; Alt+1…6 and "g <key>" jump to them. */
 export const NAV = [
   { name: 'dashboard', key: 'd' },
   { name: 'platforms', key: 'p' },
   { name: 'syncs', key: 's' },
+  { name: 'relations', key: 'l' },
   { name: 'activity', key: 'a' },
   { name: 'settings', key: 'c' },
 ] as const

@@ -4,6 +4,7 @@ import { call } from './call'
 import type {
   ActivityEntry,
   AgentView,
+  Capabilities,
   CompatReport,
   Model,
   Platform,
@@ -59,6 +60,16 @@ export const SyncService = {
     } satisfies CompatReport
   },
   Reconcile: (syncId: number, dryRun: boolean) => call<string>('SyncService', 'Reconcile', syncId, dryRun),
+  /** The transformers and sync handlers registered on the platform's agent. */
+  Capabilities: async (platformId: number): Promise<Capabilities> => {
+    const c = await call<Capabilities | null>('SyncService', 'Capabilities', platformId)
+    return { transformers: list(c?.transformers), handlers: list(c?.handlers) }
+  },
+  /** The platforms a record relates to; key is the value of its unique identifier field. */
+  Relations: async (platformId: number, model: string, key: string) =>
+    list(await call<number[] | null>('SyncService', 'Relations', platformId, model, key)),
+  SetRelations: async (platformId: number, model: string, key: string, platformIds: number[]) =>
+    list(await call<number[] | null>('SyncService', 'SetRelations', platformId, model, key, platformIds)),
 }
 
 export const FleetService = {

@@ -56,6 +56,8 @@ export interface Sync {
   sync_all_fields: boolean
   field_mappings: Record<string, string> | null
   use_transformer_class: string | null
+  /** The JSON object handed to the transformer; absent or null when it takes none. */
+  transformer_config?: Record<string, unknown> | null
   interval: number
   has_errors: boolean
   error_message: string | null
@@ -80,8 +82,15 @@ export type SyncInput = Pick<
   | 'sync_all_fields'
   | 'field_mappings'
   | 'use_transformer_class'
+  | 'transformer_config'
   | 'interval'
 >
+
+/** The transformers and sync handlers registered on a platform's agent, sorted. */
+export interface Capabilities {
+  transformers: string[]
+  handlers: string[]
+}
 
 export interface Column {
   name: string

@@ -1,16 +1,23 @@
-// Syncs: the list (optionally filtered by platform), the live model listing per platform,
-// compatibility checks and reconciliation.
+// Syncs: the list (optionally filtered by platform), the live model listing and the
+// transformers and handlers per platform, compatibility checks, reconciliation, and the
+// platform relations of records.
 import { defineStore } from 'pinia'
 import { reactive, ref } from 'vue'
 import { AppError, toAppError } from '@/api/call'
 import { SyncService } from '@/api/services'
-import type { CompatReport, Model, Sync, SyncInput } from '@/api/types'
+import type { Capabilities, CompatReport, Model, Sync, SyncInput } from '@/api/types'
 
 export interface ModelListing {
   loading: boolean
   error: AppError | null
   models: Model[]
   loaded: boolean
+}
+
+export interface CapabilityListing {
+  loading: boolean
+  error: AppError | null
+  value: Capabilities | null
 }
 
 export interface SyncFilter {
@@ -25,6 +32,8 @@ export const useSyncStore = defineStore('syncs', () => {
   const filter = reactive<SyncFilter>({ source: 0, target: 0 })
   /** Models listed live from each platform's agent, keyed by platform id. */
   const models = reactive<Record<number, ModelListing>>({})
+  /** The transformers and handlers of each platform's agent, keyed by platform id. */
+  const capabilities = reactive<Record<number, CapabilityListing>>({})
 
   function matchesFilter(s: Sync) {
     return (!filter.source || s.source_platform_id === filter.source) && (!filter.target || s.target_platform_id === filter.target)
@@ -95,5 +104,49 @@ export const useSyncStore = defineStore('syncs', () => {
     return SyncService.Reconcile(syncId, dryRun)
   }
 
-  return { syncs, loading, error, filter, models, load, save, remove, loadModels, modelColumns, compatibility, reconcile }
+  /** Asks the platform's agent which transformers and handlers it has; cached unless force. */
+  async function loadCapabilities(platformId: number, force = false): Promise<Capabilities | null> {
+    const cur = capabilities[platformId]
+    if (cur && !force && (cur.value || cur.loading)) return cur.value
+    capabilities[platformId] = cur ?? { loading: false, error: null, value: null }
+    const entry = capabilities[platformId]
+    entry.loading = true
+    entry.error = null
+    try {
+      entry.value = await SyncService.Capabilities(platformId)
+      return entry.value
+    } catch (e) {
+      entry.error = toAppError(e)
+      throw entry.error
+    } finally {
+      entry.loading = false
+    }
+  }
+
+  function relations(platformId: number, model: string, key: string): Promise<number[]> {
+    return SyncService.Relations(platformId, model, key)
+  }
+
+  function setRelations(platformId: number, model: string, key: string, platformIds: number[]): Promise<number[]> {
+    return SyncService.SetRelations(platformId, model, key, platformIds)
+  }
+
+  return {
+    syncs,
+    loading,
+    error,
+    filter,
+    models,
+    capabilities,
+    load,
+    save,
+    remove,
+    loadModels,
+    modelColumns,
+    compatibility,
+    reconcile,
+    loadCapabilities,
+    relations,
+    setRelations,
+  }
 })

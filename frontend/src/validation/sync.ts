@@ -10,6 +10,8 @@ export type SyncField =
   | 'field_mappings'
   | 'interval'
   | 'if_exists'
+  | 'use_transformer_class'
+  | 'transformer_config'
 
 /** One row of the field-mapping editor: source field -> target field. */
 export interface MappingRow {
@@ -44,7 +46,77 @@ export interface SyncValidationOptions {
   /** Column names of the chosen models, when loaded; unknown names are then refused. */
   sourceColumns?: string[] | null
   targetColumns?: string[] | null
+  /** The transformer config as the admin typed it; when given it is parsed and checked. */
+  transformerConfigText?: string
 }
+
+/** The built-in transformer configured by JSON alone (docs/transformers-and-handlers.md). */
+export const DECLARATIVE = 'declarative'
+const DECLARATIVE_KEYS = ['drop', 'map_values', 'rename', 'set', 'delay']
+/** A Go duration: "30s", "1m30s", "250ms". */
+const DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/
+
+/** An example config of the declarative transformer, for the editor's placeholder. */
+export const DECLARATIVE_EXAMPLE = `{
+  "drop": ["password"],
+  "rename": {"email": "user_email"},
+  "set": {"source": "shop"},
+  "map_values": {"status": {"values": {"active": 1}, "default": 0}},
+  "delay": "30s"
+}`
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/**
+ * Parses the transformer config editor's text: empty is no config (null); anything else
+ * must be a JSON object. The error is an i18n key.
+ */
+export function parseTransformerConfig(text: string): { value: Record<string, unknown> | null; error: string | null } {
+  if (!text.trim()) return { value: null, error: null }
+  let v: unknown
+  try {
+    v = JSON.parse(text)
+  } catch {
+    return { value: null, error: 'validation.transformer_config_json' }
+  }
+  if (v === null) return { value: null, error: null }
+  if (!isObject(v)) return { value: null, error: 'validation.transformer_config_object' }
+  return { value: v, error: null }
+}
+
+/** Checks a declarative transformer config the way the agent does, roughly; an i18n key. */
+export function declarativeProblem(cfg: Record<string, unknown> | null | undefined): string | null {
+  if (!cfg) return 'validation.declarative_required'
+  for (const [k, v] of Object.entries(cfg)) {
+    switch (k) {
+      case 'drop':
+        if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && f !== '')) return 'validation.declarative_drop'
+        break
+      case 'rename':
+        if (!isObject(v) || !Object.entries(v).every(([a, b]) => a !== '' && typeof b === 'string' && b !== '')) return 'validation.declarative_rename'
+        break
+      case 'set':
+        if (!isObject(v) || Object.keys(v).some((f) => f === '')) return 'validation.declarative_set'
+        break
+      case 'map_values':
+        if (
+          !isObject(v) ||
+          !Object.values(v).every((m) => isObject(m) && isObject(m.values) && Object.keys(m).every((x) => x === 'values' || x === 'default'))
+        )
+          return 'validation.declarative_map_values'
+        break
+      case 'delay':
+        if (typeof v !== 'string' || !DURATION.test(v)) return 'validation.declarative_delay'
+        break
+      default:
+        return 'validation.declarative_unknown'
+    }
+  }
+  return null
+}
+
+/** The keys a declarative config may have, for messages. */
+export const DECLARATIVE_OPERATIONS = DECLARATIVE_KEYS.join(', ')
 
 export function isSamePlatformAndModel(s: Pick<SyncInput, 'source_platform_id' | 'source_model' | 'target_platform_id' | 'target_model'>): boolean {
   return (
@@ -71,7 +143,26 @@ export function validateSync(s: SyncInput, opts: SyncValidationOptions = {}): Fi
     const problem = mappingProblem(rows, opts.sourceColumns, opts.targetColumns)
     if (problem) e.field_mappings = problem
   }
+
+  let config = s.transformer_config ?? null
+  if (opts.transformerConfigText !== undefined) {
+    const parsed = parseTransformerConfig(opts.transformerConfigText)
+    if (parsed.error) e.transformer_config = parsed.error
+    config = parsed.value
+  }
+  if (!e.transformer_config) {
+    if (config && !s.use_transformer_class) e.transformer_config = 'validation.transformer_config_without_transformer'
+    else if (s.use_transformer_class === DECLARATIVE) {
+      const problem = declarativeProblem(config)
+      if (problem) e.transformer_config = problem
+    }
+  }
   return e
+}
+
+/** The transformer config as the editor shows it: indented JSON, or empty. */
+export function transformerConfigText(cfg: Record<string, unknown> | null | undefined): string {
+  return cfg ? JSON.stringify(cfg, null, 2) : ''
 }
 
 function mappingProblem(rows: MappingRow[], sourceColumns?: string[] | null, targetColumns?: string[] | null): string | null {
@@ -121,6 +212,7 @@ export function emptySyncInput(): SyncInput {
     sync_all_fields: true,
     field_mappings: null,
     use_transformer_class: null,
+    transformer_config: null,
     interval: 60,
   }
 }
@@ -140,6 +232,7 @@ export function toSyncInput(s: SyncInput): SyncInput {
     sync_all_fields: s.sync_all_fields,
     field_mappings: s.field_mappings ? { ...s.field_mappings } : null,
     use_transformer_class: s.use_transformer_class,
+    transformer_config: s.transformer_config ? (JSON.parse(JSON.stringify(s.transformer_config)) as Record<string, unknown>) : null,
     interval: s.interval,
   }
 }

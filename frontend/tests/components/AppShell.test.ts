@@ -33,7 +33,7 @@ describe('the app shell', () => {
         throw goError('internal', 'catalog is locked')
       })
     const { w, router } = await mountApp()
-    for (const name of ['dashboard', 'platforms', 'syncs', 'activity', 'settings']) {
+    for (const name of ['dashboard', 'platforms', 'syncs', 'relations', 'activity', 'settings']) {
       expect(w.find(`[data-testid="nav-${name}"]`).exists()).toBe(true)
     }
     expect(byTestId('page-platforms')).not.toBeNull()

@@ -23,6 +23,9 @@ beforeEach(() => {
     .on('SyncService.Models', (id: number) => (id === 1 ? [users] : [users, members]))
     .on('SyncService.Compatibility', () => ({ missing_on_target: ['email'], extra_on_target: ['mail'], type_differences: [], key_field: 'uuid' }))
     .on('SyncService.Save', (s: SyncInput) => makeSync({ ...s, id: s.id || 7 }))
+    .on('SyncService.Capabilities', (id: number) =>
+      id === 1 ? { transformers: ['declarative', 'lowercase_email', 'wp_user'], handlers: ['meta'] } : { transformers: ['declarative'], handlers: [] },
+    )
   notes = recordNotifications()
 })
 afterEach(() => {
@@ -43,7 +46,8 @@ async function mountForm(sync: Sync | null) {
 }
 
 const find = (w: VueWrapper, id: string) => w.find(`[data-testid="${id}"]`)
-const formApi = (w: VueWrapper) => w.findComponent(SyncForm).vm as unknown as { form: SyncInput; rows: { source: string; target: string }[] }
+const formApi = (w: VueWrapper) =>
+  w.findComponent(SyncForm).vm as unknown as { form: SyncInput; rows: { source: string; target: string }[]; configText: string }
 
 describe('SyncForm', () => {
   it('loads both sides\' models live and previews the Moox title', async () => {
@@ -131,6 +135,67 @@ describe('SyncForm', () => {
     await settle()
     expect(t.callsOf('SyncService.Reconcile')).toEqual([[4, true]])
     expect(document.querySelector('[data-testid="reconcile-result"]')?.textContent).toBe('sync 4: 2 rows would be repaired (dry=true)')
+  })
+
+  it('offers the transformers of the source platform\'s agent, and keeps one it does not have', async () => {
+    const w = await mountForm(makeSync({ source_platform_id: 1, target_platform_id: 2, target_model: 'members', use_transformer_class: 'gone' }))
+    expect(t.callsOf('SyncService.Capabilities')).toEqual([[1]])
+    const select = w.findAllComponents({ name: 'Select' }).find((c) => c.attributes('data-testid') === 'sync-transformer')
+    const options = select!.props('options') as { label: string; value: string }[]
+    expect(options.map((o) => o.value)).toEqual(['gone', 'declarative', 'lowercase_email', 'wp_user'])
+    expect(options[0].label).toBe('gone (not on this agent)')
+  })
+
+  it('edits the transformer config as JSON, checks it before saving, and saves it as an object', async () => {
+    const w = await mountForm(makeSync({ source_platform_id: 1, target_platform_id: 2, target_model: 'members' }))
+    expect(find(w, 'sync-transformer-config').exists()).toBe(false)
+    formApi(w).form.use_transformer_class = 'declarative'
+    await settle()
+    expect(find(w, 'sync-transformer-config').exists()).toBe(true)
+
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(find(w, 'sync-transformer-config-error').text()).toContain('needs a config')
+
+    await find(w, 'sync-transformer-config').setValue('{"drop": ["mail"')
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(find(w, 'sync-transformer-config-error').text()).toBe('Not valid JSON')
+
+    await find(w, 'sync-transformer-config').setValue('{"drop": "mail"}')
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(find(w, 'sync-transformer-config-error').text()).toContain('drop: a list of field names')
+
+    await find(w, 'sync-transformer-config').setValue('{"drop": ["mail"], "rename": {"name": "title"}, "delay": "30s"}')
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(t.callsOf('SyncService.Save')).toHaveLength(1)
+    const saved = t.callsOf('SyncService.Save')[0][0] as SyncInput
+    expect(saved).toMatchObject({
+      use_transformer_class: 'declarative',
+      transformer_config: { drop: ['mail'], rename: { name: 'title' }, delay: '30s' },
+    })
+  })
+
+  it('refuses a config without a transformer, and shows the server\'s message on the field', async () => {
+    const w = await mountForm(makeSync({ source_platform_id: 1, target_platform_id: 2, target_model: 'members', use_transformer_class: 'lowercase_email' }))
+    await find(w, 'sync-transformer-config').setValue('{"fields": ["mail"]}')
+    formApi(w).form.use_transformer_class = null
+    await settle()
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(find(w, 'sync-transformer-config-error').text()).toBe('Choose a transformer for this config, or clear it')
+    expect(t.callsOf('SyncService.Save')).toHaveLength(0)
+
+    t.on('SyncService.Save', () => {
+      throw goError('validation', 'fields: name at least one field', 'transformer_config')
+    })
+    formApi(w).form.use_transformer_class = 'lowercase_email'
+    await find(w, 'sync-transformer-config').setValue('{"fields": []}')
+    await find(w, 'sync-save').trigger('click')
+    await settle()
+    expect(find(w, 'sync-transformer-config-error').text()).toBe('fields: name at least one field')
   })
 
   it('offers no reconcile on a new sync', async () => {

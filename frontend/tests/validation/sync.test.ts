@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import type { SyncInput } from '@/api/types'
-import { autoMapRows, emptySyncInput, isSamePlatformAndModel, mappingsToRows, rowsToMappings, syncTitle, validateSync } from '@/validation/sync'
+import {
+  autoMapRows,
+  declarativeProblem,
+  emptySyncInput,
+  isSamePlatformAndModel,
+  mappingsToRows,
+  parseTransformerConfig,
+  rowsToMappings,
+  syncTitle,
+  validateSync,
+} from '@/validation/sync'
 
 function valid(over: Partial<SyncInput> = {}): SyncInput {
   return { ...emptySyncInput(), source_platform_id: 1, source_model: 'users', target_platform_id: 2, target_model: 'users', ...over }
@@ -113,5 +123,35 @@ describe('mapping rows', () => {
       { source: 'name', target: 'name' },
       { source: 'email', target: 'email' },
     ])
+  })
+})
+
+describe('transformer config', () => {
+  it('parses the editor text: empty or null is none, anything but an object is refused', () => {
+    expect(parseTransformerConfig('  ')).toEqual({ value: null, error: null })
+    expect(parseTransformerConfig('null')).toEqual({ value: null, error: null })
+    expect(parseTransformerConfig('{"a": 1}')).toEqual({ value: { a: 1 }, error: null })
+    expect(parseTransformerConfig('[1]').error).toBe('validation.transformer_config_object')
+    expect(parseTransformerConfig('{"a":').error).toBe('validation.transformer_config_json')
+  })
+
+  it('checks a declarative config as the agent does', () => {
+    expect(declarativeProblem(null)).toBe('validation.declarative_required')
+    expect(declarativeProblem({ drop: ['a'], rename: { b: 'c' }, set: { d: null }, map_values: { e: { values: { x: 1 }, default: 0 } }, delay: '1m30s' })).toBeNull()
+    expect(declarativeProblem({ drop: 'a' })).toBe('validation.declarative_drop')
+    expect(declarativeProblem({ rename: { a: 1 } })).toBe('validation.declarative_rename')
+    expect(declarativeProblem({ set: [] })).toBe('validation.declarative_set')
+    expect(declarativeProblem({ map_values: { e: { x: 1 } } })).toBe('validation.declarative_map_values')
+    expect(declarativeProblem({ delay: 'soon' })).toBe('validation.declarative_delay')
+    expect(declarativeProblem({ copy: ['a'] })).toBe('validation.declarative_unknown')
+  })
+
+  it('validates the config with the sync', () => {
+    const base = { ...emptySyncInput(), source_platform_id: 1, source_model: 'a', target_platform_id: 2, target_model: 'b' }
+    expect(validateSync({ ...base, transformer_config: { drop: ['x'] } }).transformer_config).toBe('validation.transformer_config_without_transformer')
+    expect(validateSync({ ...base, use_transformer_class: 'declarative' }).transformer_config).toBe('validation.declarative_required')
+    expect(validateSync({ ...base, use_transformer_class: 'lowercase_email' }).transformer_config).toBeUndefined()
+    expect(validateSync({ ...base, use_transformer_class: 'declarative' }, { transformerConfigText: '{"set": {"a": 1}}' }).transformer_config).toBeUndefined()
+    expect(validateSync({ ...base, use_transformer_class: 'x' }, { transformerConfigText: '{' }).transformer_config).toBe('validation.transformer_config_json')
   })
 })
