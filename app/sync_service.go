@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mooxsync/mooxsync/backend/agent"
 	"github.com/mooxsync/mooxsync/backend/catalog"
 	"github.com/mooxsync/mooxsync/backend/fleet"
 	"github.com/mooxsync/mooxsync/backend/protocol"
@@ -230,6 +231,28 @@ func (s *SyncService) Reconcile(syncID int64, dryRun bool) (string, error) {
 		return "", s.fail("Reconcile", fmt.Errorf("%w: reconcile answer has no run_id", fleet.ErrBadResponse))
 	}
 	return out.RunID, nil
+}
+
+// ReconcileRuns returns the sync's reconciliation runs (initial load, by hand, every
+// interval), newest first, as its source platform's agent keeps them.
+func (s *SyncService) ReconcileRuns(syncID int64) ([]agent.ReconcileRun, error) {
+	sy, err := s.catalog.Sync(s.ctx, syncID)
+	if err != nil {
+		return nil, s.fail("ReconcileRuns", err)
+	}
+	c, err := s.agent(sy.SourcePlatformID)
+	if err != nil {
+		return nil, s.fail("ReconcileRuns", err)
+	}
+	defer c.Close()
+	var out agent.ReconcileRuns
+	if err := c.Call(s.ctx, http.MethodGet, "/api/syncs/"+protocol.FormatID(syncID)+"/reconcile", nil, &out); err != nil {
+		return nil, s.fail("ReconcileRuns", s.observe(sy.SourcePlatformID, err))
+	}
+	if out.Runs == nil {
+		out.Runs = []agent.ReconcileRun{}
+	}
+	return out.Runs, nil
 }
 
 // agent returns a client for the platform's agent with the tokens from the secret store.
