@@ -23,6 +23,10 @@ echo "=== Sync Platforms to 200 agents in one process on loopback (target: under
 gobench ./backend/fleet/ 'BenchmarkSyncPlatforms200' 3x
 
 echo
+echo "=== Reconcile a 1,000,000-row table with 0.1% drift on the target (targets: under 30 s, under 2% of a full copy's bytes)"
+gobench ./backend/reconcile/ BenchmarkReconcile1M 1x
+
+echo
 echo "=== End to end: source and target agents as processes on loopback, SQLite at both ends, 200000 rows"
 echo "    (targets: e2e/raw >= 0.5, e2e/legacy >= 10, latency p99 <= 250 ms, agent peak RSS <= 100 MB;"
 echo "    a miss is reported, not failed; the last line is the JSON summary)"
