@@ -236,6 +236,22 @@ func (r *Relations) ID(ctx context.Context, model string, image []byte) (id stri
 	return id, found, nil
 }
 
+// IDByKey returns the local id of the record of model whose field has value (a unique
+// identifier field and its value, as a change's key carries them); found is false when
+// there is none.
+func (r *Relations) IDByKey(ctx context.Context, model, field string, value any) (id string, found bool, err error) {
+	pk, err := r.primaryKey(ctx, model)
+	if err != nil {
+		return "", false, err
+	}
+	row, found, err := r.db.Get(ctx, model, field, value)
+	if err != nil || !found {
+		return "", false, err
+	}
+	id, found = IDText(row[pk.Name])
+	return id, found, nil
+}
+
 // Platforms returns the platforms the record of model with local id belongs to, sorted.
 // Without a model_platform table it belongs to none.
 func (r *Relations) Platforms(ctx context.Context, model, id string) ([]int64, error) {

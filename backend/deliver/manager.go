@@ -104,6 +104,8 @@ type Records interface {
 	Platforms(ctx context.Context, model, id string) ([]int64, error)
 	// Row returns the current row image of the record of model with local id.
 	Row(ctx context.Context, model, id string) (image []byte, found bool, err error)
+	// IDByKey returns the local id of the record of model whose field has value.
+	IDByKey(ctx context.Context, model, field string, value any) (id string, found bool, err error)
 }
 
 // Dependency is a table whose rows belong to records of a sync's model: a change of one of

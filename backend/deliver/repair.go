@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,8 +36,10 @@ func (m *Manager) PostSigned(ctx context.Context, syncID int64, suffix string, b
 
 // SendRepairs delivers changes to the target of sync syncID as one signed batch (Seq 0)
 // that the target stores and applies like any delivery. Each change goes through the
-// sync's transformer first, as captured rows do; changes it drops are left out. It
-// returns once the target accepted the batch, retrying as a delivery does until ctx ends.
+// sync's transformer first, as captured rows do; changes it drops are left out. With
+// platform relations, a record that does not belong to the target goes as a should_delete
+// without data, as captured changes do. It returns once the target accepted the batch,
+// retrying as a delivery does until ctx ends.
 func (m *Manager) SendRepairs(ctx context.Context, syncID int64, changes []protocol.Change) error {
 	s, err := m.running(syncID)
 	if err != nil {
@@ -43,6 +47,15 @@ func (m *Manager) SendRepairs(ctx context.Context, syncID int64, changes []proto
 	}
 	out := make([]protocol.Change, 0, len(changes))
 	for _, c := range changes {
+		if s.spec.relations && c.EventType != protocol.EventDeleted && !c.ShouldDelete {
+			related, err := m.relatesToTarget(ctx, s, c.Key)
+			if err != nil {
+				return fmt.Errorf("platform relations of sync %d: %w", syncID, err)
+			}
+			if !related {
+				c.EventType, c.ShouldDelete, c.Data = protocol.EventDeleted, true, nil
+			}
+		}
 		if s.t != nil && c.EventType != protocol.EventDeleted {
 			img, err := json.Marshal(c.Data)
 			if err != nil {
@@ -101,6 +114,21 @@ func (m *Manager) SendRepairs(ctx context.Context, syncID int64, changes []proto
 		case <-t.C:
 		}
 	}
+}
+
+// relatesToTarget reports whether the record a repair's key names belongs to the sender's
+// target by its platform relations. The key names the record as sent, which a transformer
+// may have renamed: a record the source does not find by it counts as not belonging.
+func (m *Manager) relatesToTarget(ctx context.Context, s *sender, key protocol.Key) (bool, error) {
+	if m.opts.Records == nil {
+		return false, errors.New("delivery was not given the application database")
+	}
+	id, found, err := m.opts.Records.IDByKey(ctx, s.spec.model, key.Field, key.Value)
+	if err != nil || !found {
+		return false, err
+	}
+	platforms, err := m.opts.Records.Platforms(ctx, s.spec.model, id)
+	return slices.Contains(platforms, s.spec.target), err
 }
 
 func (m *Manager) running(syncID int64) (*sender, error) {

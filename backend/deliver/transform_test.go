@@ -209,6 +209,18 @@ func (f *fakeRecords) Row(_ context.Context, model, id string) ([]byte, bool, er
 	return b, true, err
 }
 
+func (f *fakeRecords) IDByKey(_ context.Context, model, field string, value any) (string, bool, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, row := range f.rows {
+		if row[field] == value {
+			return id, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 func post(id int, ulid string) map[string]any {
 	return map[string]any{"id": id, "ulid": ulid, "title": "Post " + ulid}
 }
@@ -332,5 +344,29 @@ func TestSender_TransformerDependencies(t *testing.T) {
 		if c.Data["meta"] != true {
 			t.Errorf("change %+v was not transformed", c)
 		}
+	}
+}
+
+// TestSendRepairs_PlatformRelations: a repair of a record that does not belong to the
+// target goes as a should_delete without data, one that does as it is.
+func TestSendRepairs_PlatformRelations(t *testing.T) {
+	rc := newReceiver(t, false)
+	recs := &fakeRecords{rows: map[string]map[string]any{"1": post(1, "p1"), "2": post(2, "p2")},
+		platforms: map[string][]int64{"1": {target}}}
+	opts := fastOptions
+	opts.Records = recs
+	e := newEnv(t, opts)
+	e.apply(withSync(rc.peer(), func(s *protocol.Sync) { s.UsePlatformRelations = true }))
+	repair := func(ulid string) protocol.Change {
+		return protocol.Change{EventType: protocol.EventUpdated, Model: "posts", Key: protocol.Key{Field: "ulid", Value: ulid},
+			Data: map[string]any{"ulid": ulid, "title": "x"}, ChangedAt: "2026-11-26T12:00:00Z"}
+	}
+	if err := e.m.SendRepairs(context.Background(), syncID, []protocol.Change{repair("p1"), repair("p2"), repair("gone")}); err != nil {
+		t.Fatal(err)
+	}
+	rc.check()
+	want := []string{"updated p1 delete=false data=true", "deleted p2 delete=true data=false", "deleted gone delete=true data=false"}
+	if got := delivered(rc); !slices.Equal(got, want) {
+		t.Fatalf("delivered %q, want %q", got, want)
 	}
 }
