@@ -39,13 +39,13 @@ type Sync struct {
 	// TransformerConfig is the JSON object handed to the transformer (docs/protocol.md
 	// section 9), nil when it takes none.
 	TransformerConfig json.RawMessage `json:"transformer_config"`
-	HasErrors            bool              `json:"has_errors"`
-	ErrorMessage         *string           `json:"error_message"`
-	Interval             int64             `json:"interval"`
-	LastSync             *time.Time        `json:"last_sync"`
-	Status               bool              `json:"status"`
-	Title                string            `json:"title"`
-	CreatedAt            time.Time         `json:"created_at"`
+	HasErrors         bool            `json:"has_errors"`
+	ErrorMessage      *string         `json:"error_message"`
+	Interval          int64           `json:"interval"`
+	LastSync          *time.Time      `json:"last_sync"`
+	Status            bool            `json:"status"`
+	Title             string          `json:"title"`
+	CreatedAt         time.Time       `json:"created_at"`
 	// UpdatedAt is when an admin last changed the editable fields.
 	UpdatedAt time.Time `json:"updated_at"`
 }
