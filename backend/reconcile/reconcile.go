@@ -77,7 +77,8 @@ type Options struct {
 	// LeafRows: a differing range with at most this many source rows is compared row by
 	// row (default 16).
 	LeafRows int
-	// BatchSize is the most changes per Repair call (default 1000).
+	// BatchSize is the most changes per Repair call (default 1000). Repairs are sent as
+	// soon as a group of ranges is settled, so most calls carry fewer.
 	BatchSize int
 	// Progress, when set, is called with the rows settled so far, at most about ten times
 	// a second and once at the end.
@@ -378,7 +379,9 @@ func (r *run) load(ctx context.Context, ps []piece) error {
 		if err != nil {
 			return err
 		}
-		r.progress(false)
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -444,8 +447,9 @@ func (r *run) rowByRow(ctx context.Context, group []piece) error {
 		return err
 	}
 	r.done += n
-	r.progress(false)
-	return nil
+	// Send now: the longer a repair waits, the likelier a newer captured change of its row
+	// reaches the target first and the repair then undoes it.
+	return r.flush(ctx)
 }
 
 func (r *run) keysRequest(ranges []sqldb.KeyRange) KeysRequest {
@@ -562,6 +566,7 @@ func (r *run) send(ctx context.Context, c protocol.Change) error {
 
 func (r *run) flush(ctx context.Context) error {
 	if len(r.pending) == 0 {
+		r.progress(false)
 		return nil
 	}
 	body, err := json.Marshal(r.pending)
