@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mooxsync/mooxsync/backend/agent/state"
 	"github.com/mooxsync/mooxsync/backend/deliver"
 	"github.com/mooxsync/mooxsync/backend/protocol"
 	"github.com/mooxsync/mooxsync/backend/reconcile"
@@ -42,8 +43,8 @@ type ReconcileRuns struct {
 	Runs []ReconcileRun `json:"runs"`
 }
 
-// runsKept is how many runs of a sync the history keeps.
-const runsKept = 20
+// runsKept is how many runs of a sync the history keeps (in memory and in the state).
+const runsKept = state.ReconcileRunsKept
 
 // initialRetry is how long an initial load waits for the sync's sender to start.
 const initialRetry = 30 * time.Second
@@ -69,7 +70,19 @@ func newRuns() *runs {
 
 // start notes the syncs in force (they are not new) and starts the interval scheduler.
 func (rs *runs) start(a *Agent) {
+	stored, err := a.store.ReconcileRuns(context.Background())
+	if err != nil {
+		a.log.Warn("reconciliation history not read", "err", err)
+	}
 	rs.mu.Lock()
+	for id, bodies := range stored {
+		for _, b := range bodies {
+			var r ReconcileRun
+			if err := json.Unmarshal(b, &r); err == nil {
+				rs.bySync[id] = append(rs.bySync[id], &r)
+			}
+		}
+	}
 	rs.started = true
 	rs.enabled = a.sourceSyncs()
 	now := a.opts.Now()
@@ -191,6 +204,14 @@ func (rs *runs) launch(a *Agent, s protocol.Sync, dryRun bool, trigger string) (
 			run.Report.Errors = []string{}
 		}
 		run.State = "done"
+		if err != nil {
+			run.State = "failed"
+		}
+		if body, jerr := json.Marshal(run); jerr == nil {
+			if serr := a.store.SaveReconcileRun(context.Background(), s.ID, run.RunID, run.Start, body); serr != nil {
+				a.log.Warn("reconciliation run not saved", "sync_id", s.ID, "run_id", run.RunID, "err", serr)
+			}
+		}
 		if err != nil {
 			run.State = "failed"
 			a.log.Warn("reconciliation failed", "sync_id", s.ID, "run_id", run.RunID, "trigger", trigger, "err", err)

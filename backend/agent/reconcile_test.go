@@ -117,4 +117,12 @@ func TestReconcile_RunsAndHistory(t *testing.T) {
 	if !found {
 		t.Fatalf("status has no last run of sync 9: %s", raw)
 	}
+
+	// The history is in the agent's state: it survives a restart.
+	ta.restart()
+	runs = agent.ReconcileRuns{}
+	ta.control(http.MethodGet, "/api/syncs/9/reconcile", nil).json(t, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].RunID != started.RunID || runs.Runs[0].State != "done" || runs.Runs[0].Repaired != 1 {
+		t.Fatalf("runs after a restart: %+v", runs.Runs)
+	}
 }

@@ -177,6 +177,14 @@ var migrations = []string{
 	ALTER TABLE enrollment ADD COLUMN confirmed_at INTEGER;
 	ALTER TABLE inbox ADD COLUMN requeued INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX inbox_done ON inbox (status, done_at);`,
+	// 3: reconciliation runs of the syncs from this platform (their JSON report).
+	`CREATE TABLE reconcile_runs (
+		run_id TEXT PRIMARY KEY,
+		sync_id INTEGER NOT NULL,
+		started_at INTEGER NOT NULL,
+		body TEXT NOT NULL
+	);
+	CREATE INDEX reconcile_runs_sync ON reconcile_runs (sync_id, started_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

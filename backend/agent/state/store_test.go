@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -329,5 +330,33 @@ func TestStore_PruneAndRequeue(t *testing.T) {
 	}
 	if n, err := s.PruneInbox(ctx, t0.Add(time.Hour)); err != nil || n != 0 {
 		t.Fatalf("prune of pending batches = %d, %v", n, err)
+	}
+}
+
+func TestStore_ReconcileRunsKeptAndPruned(t *testing.T) {
+	ctx := context.Background()
+	s, err := state.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for i := 0; i < state.ReconcileRunsKept+3; i++ {
+		id := fmt.Sprintf("run-%02d", i)
+		if err := s.SaveReconcileRun(ctx, 9, id, t0.Add(time.Duration(i)*time.Second), []byte(`{"run_id":"`+id+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveReconcileRun(ctx, 9, "run-22", t0.Add(22*time.Second), []byte(`{"run_id":"run-22","state":"done"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReconcileRuns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := got[9]
+	if len(runs) != state.ReconcileRunsKept || string(runs[0]) != `{"run_id":"run-03"}` ||
+		string(runs[len(runs)-1]) != `{"run_id":"run-22","state":"done"}` {
+		t.Fatalf("runs: %d, first %s, last %s", len(runs), runs[0], runs[len(runs)-1])
 	}
 }
