@@ -145,6 +145,9 @@ type Options struct {
 	// BackupJob is SYNC_BACKUP_JOB_ENABLED: every enabled sync from this platform is
 	// reconciled every `interval` minutes of the sync (at least one).
 	BackupJob bool
+	// InitialLoad starts a reconciliation run (the initial load) for every sync from this
+	// platform that appears or is enabled again while the agent runs.
+	InitialLoad bool
 	// TLSFingerprint is the fingerprint of the certificate served, reported at enrollment;
 	// empty when serving plain HTTP.
 	TLSFingerprint string

@@ -71,6 +71,9 @@ type Config struct {
 	SyncEloquentListener Switch `json:"sync_eloquent_listener"`
 	SyncWebhook          Switch `json:"sync_webhook"`
 	SyncBackupJob        Switch `json:"sync_backup_job"`
+	// InitialLoad (SYNC_INITIAL_LOAD_ENABLED, default on): a new or re-enabled sync from
+	// this platform first copies the rows its source already has (a reconciliation run).
+	InitialLoad Switch `json:"initial_load"`
 
 	// Apply bounds the retries of a batch that fails to apply.
 	Apply ApplyConfig `json:"apply"`
@@ -139,6 +142,7 @@ func DefaultConfig() Config {
 		SyncEloquentListener:        Switch{Enabled: true},
 		SyncWebhook:                 Switch{Enabled: true},
 		SyncBackupJob:               Switch{Enabled: false},
+		InitialLoad:                 Switch{Enabled: true},
 		Apply: ApplyConfig{
 			MaxAttempts: DefaultRetryPolicy.MaxAttempts,
 			Backoff:     Duration(DefaultRetryPolicy.Backoff),
@@ -196,14 +200,16 @@ const (
 	EnvListenerEnabled  = "SYNC_LISTENER_ENABLED"
 	EnvWebhookEnabled   = "SYNC_WEBHOOK_ENABLED"
 	EnvBackupJobEnabled = "SYNC_BACKUP_JOB_ENABLED"
-	EnvWebhookURL       = "SYNC_WEBHOOK_URL"
-	EnvConfig           = "MOOXSYNC_CONFIG"
-	EnvListen           = "MOOXSYNC_LISTEN"
-	EnvDB               = "MOOXSYNC_DB"
-	EnvState            = "MOOXSYNC_STATE"
-	EnvTLSCert          = "MOOXSYNC_TLS_CERT"
-	EnvTLSKey           = "MOOXSYNC_TLS_KEY"
-	EnvLogLevel         = "MOOXSYNC_LOG_LEVEL"
+	// EnvInitialLoadEnabled switches the initial load of new and re-enabled syncs.
+	EnvInitialLoadEnabled = "SYNC_INITIAL_LOAD_ENABLED"
+	EnvWebhookURL         = "SYNC_WEBHOOK_URL"
+	EnvConfig             = "MOOXSYNC_CONFIG"
+	EnvListen             = "MOOXSYNC_LISTEN"
+	EnvDB                 = "MOOXSYNC_DB"
+	EnvState              = "MOOXSYNC_STATE"
+	EnvTLSCert            = "MOOXSYNC_TLS_CERT"
+	EnvTLSKey             = "MOOXSYNC_TLS_KEY"
+	EnvLogLevel           = "MOOXSYNC_LOG_LEVEL"
 )
 
 // ApplyEnv overrides cfg with the environment variables that are set (getenv returns ""
@@ -235,6 +241,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		{EnvListenerEnabled, &c.SyncEloquentListener.Enabled},
 		{EnvWebhookEnabled, &c.SyncWebhook.Enabled},
 		{EnvBackupJobEnabled, &c.SyncBackupJob.Enabled},
+		{EnvInitialLoadEnabled, &c.InitialLoad.Enabled},
 	}
 	for _, b := range bools {
 		v := getenv(b.name)

@@ -21,8 +21,23 @@ func TestConfig_Defaults(t *testing.T) {
 	if !slices.Equal(c.UniqueIdentifierFields, []string{"ulid", "uuid", "slug", "name", "title"}) ||
 		!slices.Equal(c.LocalIdentifierFields, []string{"ID", "uuid", "ulid", "id"}) ||
 		c.WebhookPath != "/sync-webhook" || c.BodyLimit != 32<<20 || c.Listen != ":7443" ||
-		!c.SyncWebhook.Enabled || c.SyncBackupJob.Enabled {
+		!c.SyncWebhook.Enabled || c.SyncBackupJob.Enabled || !c.InitialLoad.Enabled {
 		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestConfig_InitialLoadSwitch(t *testing.T) {
+	c := agent.DefaultConfig()
+	env := map[string]string{agent.EnvInitialLoadEnabled: "false"}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if c.InitialLoad.Enabled {
+		t.Fatal("SYNC_INITIAL_LOAD_ENABLED=false left the initial load on")
+	}
+	env[agent.EnvInitialLoadEnabled] = "maybe"
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("a value that is not a boolean was accepted")
 	}
 }
 

@@ -144,8 +144,8 @@ func (a *Agent) sourceSyncs() map[int64]bool {
 }
 
 // stateChanged starts the initial load of every sync from this platform that is new or
-// enabled again, when the backup job is enabled (SYNC_BACKUP_JOB_ENABLED=true); without
-// it an initial load is started by hand (POST /api/syncs/{id}/reconcile).
+// enabled again, unless the initial load is switched off (SYNC_INITIAL_LOAD_ENABLED=false);
+// then it is started by hand (POST /api/syncs/{id}/reconcile).
 func (rs *runs) stateChanged(a *Agent) {
 	rs.mu.Lock()
 	if !rs.started {
@@ -161,7 +161,7 @@ func (rs *runs) stateChanged(a *Agent) {
 	}
 	rs.enabled = now
 	rs.mu.Unlock()
-	if a.opts.Reconciler == nil || !a.opts.BackupJob {
+	if a.opts.Reconciler == nil || !a.opts.InitialLoad {
 		return
 	}
 	for _, id := range fresh {

@@ -95,7 +95,7 @@ func (m *Manager) SendRepairs(ctx context.Context, syncID int64, changes []proto
 	for attempt := 0; ; attempt++ {
 		_, err := s.postRaw(ctx, "", b.BatchID, body)
 		if err == nil {
-			return nil
+			return m.store.addSent(context.WithoutCancel(ctx), syncID, len(out), m.opts.Now())
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -127,6 +127,17 @@ func (s *store) load(ctx context.Context, syncID int64) (cursorRow, *inflight, e
 	return c, &f, nil
 }
 
+// addSent counts n repair rows the target acknowledged as sent by the sync, so that a
+// sync's sent counter covers everything its target applied from it.
+func (s *store) addSent(ctx context.Context, syncID int64, n int, now time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE deliver_cursor SET sent = sent + ?, last_sync = ? WHERE sync_id = ?`,
+		n, now.UnixMilli(), syncID)
+	if err != nil {
+		return fmt.Errorf("count repairs of sync %d: %w", syncID, err)
+	}
+	return nil
+}
+
 // advance records, in one transaction, that the target acknowledged `sent` changes up to
 // queue id cursor (sent 0: nothing was sent, the cursor only moves past rows of no
 // concern), and makes next the in-flight batch (nil: none).

@@ -70,8 +70,8 @@ func withoutOwn(rows map[string]map[string]any) map[string]map[string]any {
 	return out
 }
 
-// TestReconcile_InitialLoadDriftAndDryRun runs real agents with SYNC_BACKUP_JOB_ENABLED on
-// the source: a new sync first loads the rows the source has already; drift of each kind
+// TestReconcile_InitialLoadDriftAndDryRun runs real agents with their default settings: a
+// new sync first loads the rows the source has already; drift of each kind
 // (a row edited and one deleted on the target, rows inserted and one deleted on the source
 // without capture) is reported by a dry run, which changes nothing, and repaired by a run;
 // the target's own rows are never touched.
@@ -82,11 +82,11 @@ func TestReconcile_InitialLoadDriftAndDryRun(t *testing.T) {
 			limitParallel(t)
 			f := newFleet(t)
 			src, dst := f.add(dialect), f.add(dialect)
-			src.env = []string{"SYNC_BACKUP_JOB_ENABLED=true"}
 			src.createPosts("posts")
 			dst.createPosts("posts")
 			src.insertPosts("posts", 'e', 0, 60, 25)
 			dst.insertPosts("posts", 'o', 0, 5, 5)
+			src.env = []string{"SYNC_INITIAL_LOAD_ENABLED=true"} // the agent's default
 			f.sync(1, src, "posts", dst, "posts", nil)
 			f.startAll()
 

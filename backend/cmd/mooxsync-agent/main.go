@@ -75,7 +75,9 @@ Environment:
   SYNC_WEBHOOK_URL         webhook path (or a URL whose path is used), like --webhook-path
   SYNC_WEBHOOK_ENABLED     false: the webhook path answers 404 (default true)
   SYNC_LISTENER_ENABLED    change capture switch, kept for the capture (default true)
-  SYNC_BACKUP_JOB_ENABLED  reconciliation switch, kept for the backup job (default false)
+  SYNC_BACKUP_JOB_ENABLED  true: every sync is reconciled every interval minutes (default false)
+  SYNC_INITIAL_LOAD_ENABLED  false: new and re-enabled syncs do not first copy the rows the
+                           source has already (default true)
   MOOXSYNC_CONFIG, MOOXSYNC_LISTEN, MOOXSYNC_DB, MOOXSYNC_STATE, MOOXSYNC_TLS_CERT,
   MOOXSYNC_TLS_KEY, MOOXSYNC_LOG_LEVEL   fallbacks of the flags of the same name
 

@@ -194,6 +194,7 @@ func serve(ctx context.Context, cfg agent.Config, token string, log *slog.Logger
 		Retry:           cfg.RetryPolicy(),
 		InboxRetention:  time.Duration(cfg.InboxRetention),
 		BackupJob:       cfg.SyncBackupJob.Enabled,
+		InitialLoad:     cfg.InitialLoad.Enabled,
 	})
 	if err != nil {
 		return err
