@@ -331,17 +331,8 @@ func (a *Agent) reconcileData(w http.ResponseWriter, r *http.Request, body []byt
 	if a.opts.WebhookDisabled || a.opts.Reconciler == nil {
 		return protocol.Errorf(protocol.CodeNotFound, "no such endpoint")
 	}
-	e := a.enrolled()
-	if e == nil {
-		return protocol.Errorf(protocol.CodeNotEnrolled, "this agent is not enrolled yet")
-	}
-	self := e.Platform.ID
-	sender, err := strconv.ParseInt(r.Header.Get(protocol.HeaderPlatform), 10, 64)
-	if err != nil || sender <= 0 {
-		return protocol.Errorf(protocol.CodeUnauthorized, "missing or malformed %s", protocol.HeaderPlatform)
-	}
-	h := protocol.HeadersFrom(r.Header)
-	if err := a.verifier.VerifyData(h, body, a.pairKeys(e, sender, a.opts.Now())...); err != nil {
+	self, sender, _, err := a.verifyDataPlane(r, body)
+	if err != nil {
 		return err
 	}
 	var head struct {

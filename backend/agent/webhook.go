@@ -18,17 +18,8 @@ func (a *Agent) webhook(w http.ResponseWriter, r *http.Request, body []byte) err
 	if a.opts.WebhookDisabled {
 		return protocol.Errorf(protocol.CodeNotFound, "no such endpoint")
 	}
-	e := a.enrolled()
-	if e == nil {
-		return protocol.Errorf(protocol.CodeNotEnrolled, "this agent is not enrolled yet")
-	}
-	self := e.Platform.ID
-	sender, err := strconv.ParseInt(r.Header.Get(protocol.HeaderPlatform), 10, 64)
-	if err != nil || sender <= 0 {
-		return protocol.Errorf(protocol.CodeUnauthorized, "missing or malformed %s", protocol.HeaderPlatform)
-	}
-	h := protocol.HeadersFrom(r.Header)
-	if err := a.verifier.VerifyData(h, body, a.pairKeys(e, sender, a.opts.Now())...); err != nil {
+	self, sender, h, err := a.verifyDataPlane(r, body)
+	if err != nil {
 		return err
 	}
 	batch, err := protocol.DecodeBatch(body)
@@ -122,4 +113,24 @@ func (a *Agent) duplicate(w http.ResponseWriter, prev state.Batch, batch *protoc
 	a.log.Info("duplicate batch", "batch_id", batch.BatchID, "sync_id", batch.SyncID, "status", prev.Status)
 	protocol.WriteJSON(w, http.StatusOK, protocol.Duplicate{Status: "duplicate"})
 	return nil
+}
+
+// verifyDataPlane checks a data-plane request (a delivery or a reconcile request from a
+// source): this agent is enrolled, x-mooxsync-platform names the sender, and the body is
+// signed with K_pair(sender->self) (during a token rotation and its grace, derived from
+// either token). It returns this platform's id, the sender's and the signing headers.
+func (a *Agent) verifyDataPlane(r *http.Request, body []byte) (self, sender int64, h protocol.Headers, err error) {
+	e := a.enrolled()
+	if e == nil {
+		return 0, 0, h, protocol.Errorf(protocol.CodeNotEnrolled, "this agent is not enrolled yet")
+	}
+	sender, err = strconv.ParseInt(r.Header.Get(protocol.HeaderPlatform), 10, 64)
+	if err != nil || sender <= 0 {
+		return 0, 0, h, protocol.Errorf(protocol.CodeUnauthorized, "missing or malformed %s", protocol.HeaderPlatform)
+	}
+	h = protocol.HeadersFrom(r.Header)
+	if err := a.verifier.VerifyData(h, body, a.pairKeys(e, sender, a.opts.Now())...); err != nil {
+		return 0, 0, h, err
+	}
+	return e.Platform.ID, sender, h, nil
 }
